@@ -1,0 +1,246 @@
+#include "neighbors.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <numeric>
+#include <string>
+
+namespace snap {
+
+namespace {
+
+using Vec = std::array<double, 3>;
+
+Vec cross(const Vec& a, const Vec& b) {
+  return {a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]};
+}
+double dot(const Vec& a, const Vec& b) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
+double norm(const Vec& a) { return std::sqrt(dot(a, a)); }
+
+// A basis whose periodic vectors are the cell's and whose other vectors complete it orthonormally.
+std::array<Vec, 3> effective_basis(const Config& c) {
+  std::array<Vec, 3> v{};
+  int np = 0;
+  for (int k = 0; k < 3; ++k) {
+    if (!c.pbc[k]) continue;
+    ++np;
+    for (int a = 0; a < 3; ++a) {
+      v[k][a] = c.cell[3 * k + a];
+      if (!std::isfinite(v[k][a]))
+        throw std::invalid_argument("cell contains a non-finite value");
+    }
+  }
+  // Scale for the degeneracy test.
+  double scale = 0.0;
+  for (int k = 0; k < 3; ++k)
+    if (c.pbc[k]) scale = std::max(scale, norm(v[k]));
+  const double eps = 1e-9;
+  auto degenerate = [&]() {
+    throw std::invalid_argument(
+        "the periodic cell vectors are degenerate (zero length, parallel or zero volume)");
+  };
+  if (np == 3) {
+    double vol = dot(v[0], cross(v[1], v[2]));
+    if (!(std::fabs(vol) > eps * scale * scale * scale) || scale == 0.0) degenerate();
+  } else if (np == 2) {
+    int a = c.pbc[0] ? 0 : 1, b = c.pbc[2] ? 2 : 1, o = 3 - a - b;
+    Vec n = cross(v[a], v[b]);
+    double nn = norm(n);
+    if (!(nn > eps * scale * scale) || scale == 0.0) degenerate();
+    for (int x = 0; x < 3; ++x) v[o][x] = n[x] / nn;
+  } else if (np == 1) {
+    int a = c.pbc[0] ? 0 : (c.pbc[1] ? 1 : 2);
+    double na = norm(v[a]);
+    if (!(na > 0.0)) degenerate();
+    Vec u{v[a][0] / na, v[a][1] / na, v[a][2] / na};
+    Vec trial = std::fabs(u[0]) < 0.9 ? Vec{1, 0, 0} : Vec{0, 1, 0};
+    Vec p = cross(u, trial);
+    double np_ = norm(p);
+    Vec q = cross(u, p);
+    int o1 = (a + 1) % 3, o2 = (a + 2) % 3;
+    for (int x = 0; x < 3; ++x) {
+      v[o1][x] = p[x] / np_;
+      v[o2][x] = q[x] / np_;
+    }
+  } else {
+    v = {Vec{1, 0, 0}, Vec{0, 1, 0}, Vec{0, 0, 1}};
+  }
+  return v;
+}
+
+}  // namespace
+
+NeighborList build_neighbors(const Tables& t, const Config& c, int nthreads) {
+  const Params& p = t.params;
+  const int N = c.natoms;
+  if (N < 0) throw std::invalid_argument("negative number of atoms");
+  const int nt = p.ntypes();
+  for (int i = 0; i < N; ++i) {
+    if (c.types[i] < 0 || c.types[i] >= nt)
+      throw std::invalid_argument("atom " + std::to_string(i) + " has type index " +
+                                  std::to_string(c.types[i]) + " outside 0.." +
+                                  std::to_string(nt - 1));
+    for (int a = 0; a < 3; ++a)
+      if (!std::isfinite(c.positions[3 * i + a]))
+        throw std::invalid_argument("atom " + std::to_string(i) +
+                                    " has a non-finite position (NaN or inf)");
+  }
+  const auto basis = effective_basis(c);
+  // Inverse of the basis (rows are vectors): frac = x · inv.
+  const Vec c01 = cross(basis[1], basis[2]), c12 = cross(basis[2], basis[0]),
+            c20 = cross(basis[0], basis[1]);
+  const double vol = dot(basis[0], c01);
+  std::array<Vec, 3> recip{};  // recip[k] · basis[l] = δ_kl
+  for (int a = 0; a < 3; ++a) {
+    recip[0][a] = c01[a] / vol;
+    recip[1][a] = c12[a] / vol;
+    recip[2][a] = c20[a] / vol;
+  }
+  double rmax = 0.0;
+  for (double r : p.radelem) rmax = std::max(rmax, r);
+  const double rc = 2.0 * rmax * p.rcutfac;
+
+  int nimg[3];
+  double reach[3];
+  double nimages = 1.0;
+  for (int k = 0; k < 3; ++k) {
+    const double h = 1.0 / norm(recip[k]);  // distance between lattice planes
+    reach[k] = c.pbc[k] ? rc / h : 0.0;
+    nimg[k] = c.pbc[k] ? static_cast<int>(std::ceil(reach[k])) : 0;
+    nimages *= 2.0 * nimg[k] + 1.0;
+  }
+  if (nimages * std::max(N, 1) > 2e8)
+    throw std::invalid_argument("the periodic cell is too thin for the cutoff (" +
+                                std::to_string(static_cast<long long>(nimages)) +
+                                " images per atom needed)");
+
+  // Wrapped positions and fractional coordinates.
+  std::vector<double> frac(3 * N), x(3 * N);
+  for (int i = 0; i < N; ++i) {
+    Vec r{c.positions[3 * i], c.positions[3 * i + 1], c.positions[3 * i + 2]};
+    for (int k = 0; k < 3; ++k) {
+      double s = dot(r, recip[k]);
+      if (c.pbc[k]) {
+        s -= std::floor(s);
+        if (s >= 1.0) s = 0.0;
+      }
+      frac[3 * i + k] = s;
+    }
+    for (int a = 0; a < 3; ++a)
+      x[3 * i + a] = frac[3 * i] * basis[0][a] + frac[3 * i + 1] * basis[1][a] +
+                     frac[3 * i + 2] * basis[2][a];
+  }
+
+  // Ghost images near the home cell.
+  std::vector<double> gx;
+  std::vector<int32_t> gown;
+  for (int s0 = -nimg[0]; s0 <= nimg[0]; ++s0)
+    for (int s1 = -nimg[1]; s1 <= nimg[1]; ++s1)
+      for (int s2 = -nimg[2]; s2 <= nimg[2]; ++s2) {
+        const int s[3] = {s0, s1, s2};
+        for (int j = 0; j < N; ++j) {
+          bool keep = true;
+          for (int k = 0; k < 3 && keep; ++k)
+            if (c.pbc[k]) {
+              double f = frac[3 * j + k] + s[k];
+              keep = f >= -reach[k] - 1e-9 && f <= 1.0 + reach[k] + 1e-9;
+            }
+          if (!keep) continue;
+          gown.push_back(j);
+          for (int a = 0; a < 3; ++a)
+            gx.push_back(x[3 * j + a] + s0 * basis[0][a] + s1 * basis[1][a] + s2 * basis[2][a]);
+        }
+      }
+  const int64_t ng = static_cast<int64_t>(gown.size());
+
+  // Cartesian bins of edge >= rc over the ghosts' bounding box.
+  Vec lo{1e300, 1e300, 1e300}, hi{-1e300, -1e300, -1e300};
+  for (int64_t g = 0; g < ng; ++g)
+    for (int a = 0; a < 3; ++a) {
+      lo[a] = std::min(lo[a], gx[3 * g + a]);
+      hi[a] = std::max(hi[a], gx[3 * g + a]);
+    }
+  int nb[3];
+  double binw[3];
+  double bin_edge = rc;
+  for (;;) {
+    double total = 1.0;
+    for (int a = 0; a < 3; ++a) {
+      double len = ng ? hi[a] - lo[a] : 0.0;
+      nb[a] = std::max(1, static_cast<int>(std::floor(len / bin_edge)));
+      nb[a] = std::min(nb[a], 1 << 20);
+      binw[a] = nb[a] > 1 ? len / nb[a] : 1e300;
+      total *= nb[a];
+    }
+    if (total <= 8.0 * ng + 64.0) break;
+    bin_edge *= 2.0;
+  }
+  auto bin_of = [&](const double* r, int a) {
+    if (nb[a] == 1) return 0;
+    int b = static_cast<int>((r[a] - lo[a]) / binw[a]);
+    return std::min(std::max(b, 0), nb[a] - 1);
+  };
+  const int64_t nbins = int64_t(nb[0]) * nb[1] * nb[2];
+  std::vector<int64_t> bstart(nbins + 1, 0), border(ng);
+  std::vector<int64_t> gbin(ng);
+  for (int64_t g = 0; g < ng; ++g) {
+    const double* r = &gx[3 * g];
+    gbin[g] = (int64_t(bin_of(r, 0)) * nb[1] + bin_of(r, 1)) * nb[2] + bin_of(r, 2);
+    ++bstart[gbin[g] + 1];
+  }
+  for (int64_t b = 0; b < nbins; ++b) bstart[b + 1] += bstart[b];
+  {
+    std::vector<int64_t> fill(bstart.begin(), bstart.end() - 1);
+    for (int64_t g = 0; g < ng; ++g) border[fill[gbin[g]]++] = g;
+  }
+
+  const double rcf = p.rcutfac;
+  std::vector<std::vector<int64_t>> found(N);
+#pragma omp parallel for schedule(dynamic, 64) num_threads(nthreads)
+  for (int i = 0; i < N; ++i) {
+    const double* xi = &x[3 * i];
+    const int ti = c.types[i];
+    int bi[3] = {bin_of(xi, 0), bin_of(xi, 1), bin_of(xi, 2)};
+    auto& out = found[i];
+    for (int d0 = -1; d0 <= 1; ++d0)
+      for (int d1 = -1; d1 <= 1; ++d1)
+        for (int d2 = -1; d2 <= 1; ++d2) {
+          int b0 = bi[0] + d0, b1 = bi[1] + d1, b2 = bi[2] + d2;
+          if (b0 < 0 || b1 < 0 || b2 < 0 || b0 >= nb[0] || b1 >= nb[1] || b2 >= nb[2]) continue;
+          int64_t b = (int64_t(b0) * nb[1] + b1) * nb[2] + b2;
+          for (int64_t q = bstart[b]; q < bstart[b + 1]; ++q) {
+            int64_t g = border[q];
+            int m = gown[g];
+            double dx = gx[3 * g] - xi[0], dy = gx[3 * g + 1] - xi[1], dz = gx[3 * g + 2] - xi[2];
+            double r2 = dx * dx + dy * dy + dz * dz;
+            double rcut = (p.radelem[ti] + p.radelem[c.types[m]]) * rcf;
+            if (r2 > 1e-20 && r2 < rcut * rcut) out.push_back(g);
+          }
+        }
+    const bool chem = p.chemflag;
+    std::sort(out.begin(), out.end(), [&](int64_t a, int64_t b) {
+      int ea = chem ? c.types[gown[a]] : 0, eb = chem ? c.types[gown[b]] : 0;
+      if (ea != eb) return ea < eb;
+      if (gown[a] != gown[b]) return gown[a] < gown[b];
+      return a < b;
+    });
+  }
+
+  NeighborList nl;
+  nl.start.assign(N + 1, 0);
+  for (int i = 0; i < N; ++i) nl.start[i + 1] = nl.start[i] + found[i].size();
+  nl.owner.resize(nl.start[N]);
+  nl.rij.resize(3 * nl.start[N]);
+  for (int i = 0; i < N; ++i) {
+    int64_t o = nl.start[i];
+    for (int64_t g : found[i]) {
+      nl.owner[o] = gown[g];
+      for (int a = 0; a < 3; ++a) nl.rij[3 * o + a] = gx[3 * g + a] - x[3 * i + a];
+      ++o;
+    }
+  }
+  return nl;
+}
+
+}  // namespace snap

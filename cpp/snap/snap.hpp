@@ -1,0 +1,129 @@
+// mpisnap SNAP core: public C++ interface (pure C++17, no Python, no MPI).
+//
+// Conventions (see ../../README.md and the SNAP specification the project follows):
+//  * units: Å for lengths, descriptors are dimensionless, derivatives are 1/Å, virial rows are
+//    "descriptor × Å × 1/Å" = energy-like (eV when multiplied by eV coefficients);
+//  * angular labels are doubled (j = 2J) and B components come in LAMMPS ML-SNAP order;
+//  * r_ij = r_j − r_i (neighbour minus centre); force rows are −Σ_i ∂B_i/∂r_m;
+//  * virial rows are W = −Σ_i Σ_n r_in ⊗ ∂B_i/∂r_in in Voigt order xx yy zz yz xz xy;
+//  * atom types are 0-based here (type t ↔ LAMMPS type t+1); with chemflag, element = type.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace snap {
+
+struct Params {
+  int twojmax = 6;
+  double rcutfac = 4.67637;
+  double rfac0 = 0.99363;
+  double rmin0 = 0.0;
+  std::vector<double> radelem{0.5};  // per type
+  std::vector<double> wj{1.0};       // per type (neighbour weight)
+  bool switchflag = true;
+  bool switchinnerflag = false;
+  std::vector<double> sinner;  // per type, used iff switchinnerflag
+  std::vector<double> dinner;  // per type, used iff switchinnerflag
+  bool bzeroflag = true;
+  bool bnormflag = false;
+  bool wselfallflag = false;
+  bool chemflag = false;
+  bool quadraticflag = false;
+
+  int ntypes() const { return static_cast<int>(radelem.size()); }
+  int nelem() const { return chemflag ? ntypes() : 1; }
+  // Throws std::invalid_argument naming the offending parameter.
+  void validate() const;
+};
+
+// Index tables built once per parameter set (Clebsch–Gordan, block offsets, triples,
+// derivative contraction tasks).
+struct Tables {
+  explicit Tables(const Params& p);
+
+  Params params;
+  int J = 0;        // twojmax
+  int K = 0;        // bispectrum components per element triple
+  int nelem = 1;
+  int ncoeff = 0;   // linear columns per atom: K (non-chem) or K*nelem^3
+  int nvalues = 0;  // ncoeff (+ ncoeff(ncoeff+1)/2 if quadratic)
+
+  // Full U blocks: offset(j, ma, mb) = ufull_off[j] + (j+1)*mb + ma.
+  std::vector<int> ufull_off;
+  int ufull = 0;
+  // Compact half blocks: entries (ma, mb) with 2mb < j (all ma) plus, for even j, mb = j/2 with
+  // ma <= j/2. half_wt = 2 (off-centre) or 1 (centre of an even block): the factor turning a half
+  // sum into the full inner product  Σ_all Re(conj X · Y).
+  std::vector<int> half_off, half_n;
+  std::vector<int> half_full;    // full-block index (within block j) of each compact entry
+  std::vector<double> half_wt;
+  int H = 0;  // total compact entries
+
+  struct Triple { int j1, j2, j; };
+  // Z triples: j1 >= j2, |j1-j2| <= j <= min(J, j1+j2), step 2, in LAMMPS order.
+  std::vector<Triple> ztrip;
+  std::vector<int> zindex;   // (j1*(J+1)+j2)*(J+1)+j -> Z triple index or -1
+  std::vector<int> zoff;     // offset (in doubles: re block then im block) of each Z triple
+  int zsize = 0;             // doubles per element pair
+  std::vector<int> cg_off;   // per Z triple: offset in cg
+  std::vector<double> cg;    // per Z triple dense (j1+1)x(j2+1): C(j1,ma1; j2,ma2 | j, ma)
+
+  // B components (j1 >= j2, j >= j1), LAMMPS order.
+  std::vector<Triple> btrip;
+  std::vector<int> bz;       // Z triple index of (j1, j2, j)
+  std::vector<double> bzero; // value subtracted (j+1, or 1 with bnormflag)
+
+  // Derivative contraction tasks for a neighbour of element nu: for block jj, out column `col`
+  // (linear column within the atom's ncoeff) gains coef * <dU_jj, Z[pair][triple]>.
+  struct Task { int col; int zpair; int zoff; double coef; };
+  std::vector<std::vector<std::vector<Task>>> tasks;  // [nu][jj]
+
+  std::vector<double> rootpq;  // sqrt(p/q), (J+2)x(J+2)
+
+  int zi(int j1, int j2, int j) const { return zindex[(j1 * (J + 1) + j2) * (J + 1) + j]; }
+};
+
+// One configuration. positions: N x 3 (row-major). cell: 3 x 3, rows are cell vectors.
+struct Config {
+  const double* positions = nullptr;
+  const double* cell = nullptr;
+  const int32_t* types = nullptr;  // 0-based
+  int natoms = 0;
+  bool pbc[3] = {false, false, false};
+};
+
+struct Options {
+  bool forces = true;   // force rows
+  bool virial = true;   // virial rows
+  bool pairs = false;   // per-neighbour-image derivatives
+};
+
+// Results of one configuration, all row-major doubles.
+struct Result {
+  int natoms = 0, ntypes = 0, nvalues = 0;
+  std::vector<double> B;            // natoms x nvalues
+  std::vector<double> energy_row;   // ntypes x nvalues      (Σ_{i of type t} B_i)
+  std::vector<double> force_rows;   // 3N x ntypes x nvalues (−Σ_{i of type t} ∂B_i/∂r_{m,a})
+  std::vector<double> virial_rows;  // 6 x ntypes x nvalues
+  // One entry per neighbour image n of centre atom i (images of i itself included):
+  std::vector<int64_t> pair_i, pair_j;  // centre atom, atom that n is an image of
+  std::vector<double> pair_rij;         // npairs x 3: r_in = r_n − r_i (Å)
+  std::vector<double> pair_dBdr;        // npairs x 3 x nvalues: ∂B_i/∂r_in
+  std::vector<int64_t> nneigh;          // per atom neighbour count
+};
+
+// Compute one configuration with `nthreads` OpenMP threads. Thread-count invariant bitwise.
+Result compute(const Tables& t, const Config& c, const Options& o, int nthreads);
+
+// Compute a batch; configurations are spread over threads (each computed single-threaded) when
+// there are enough of them, else one after another with threads inside each.
+std::vector<Result> compute_batch(const Tables& t, const std::vector<Config>& cs, const Options& o,
+                                  int nthreads);
+
+// Which SIMD kernel variant the dispatcher selected ("avx512", "avx2" or "generic").
+std::string kernel_isa();
+
+}  // namespace snap

@@ -1,0 +1,1 @@
+"""Built-in mpisnap plugins (installed as mpisnap.plugins)."""
