@@ -110,7 +110,7 @@ NeighborList build_neighbors(const Tables& t, const Config& c, int nthreads) {
     nimg[k] = c.pbc[k] ? static_cast<int>(std::ceil(reach[k])) : 0;
     nimages *= 2.0 * nimg[k] + 1.0;
   }
-  if (nimages * std::max(N, 1) > 2e8)
+  if (nimages > 1e6)
     throw std::invalid_argument("the periodic cell is too thin for the cutoff (" +
                                 std::to_string(static_cast<long long>(nimages)) +
                                 " images per atom needed)");
@@ -196,6 +196,9 @@ NeighborList build_neighbors(const Tables& t, const Config& c, int nthreads) {
   }
 
   const double rcf = p.rcutfac;
+  // No real structure has this many neighbours per atom: refuse instead of exhausting memory.
+  const size_t max_neighbours = 20000;
+  bool too_many = false;
   std::vector<std::vector<int64_t>> found(N);
 #pragma omp parallel for schedule(dynamic, 64) num_threads(nthreads)
   for (int i = 0; i < N; ++i) {
@@ -216,8 +219,14 @@ NeighborList build_neighbors(const Tables& t, const Config& c, int nthreads) {
             double r2 = dx * dx + dy * dy + dz * dz;
             double rcut = (p.radelem[ti] + p.radelem[c.types[m]]) * rcf;
             if (r2 > 1e-20 && r2 < rcut * rcut) out.push_back(g);
+            if (out.size() > max_neighbours) break;
+          }
+          if (out.size() > max_neighbours) {
+#pragma omp atomic write
+            too_many = true;
           }
         }
+    if (out.size() > max_neighbours) continue;
     const bool chem = p.chemflag;
     std::sort(out.begin(), out.end(), [&](int64_t a, int64_t b) {
       int ea = chem ? c.types[gown[a]] : 0, eb = chem ? c.types[gown[b]] : 0;
@@ -227,6 +236,10 @@ NeighborList build_neighbors(const Tables& t, const Config& c, int nthreads) {
     });
   }
 
+  if (too_many)
+    throw std::invalid_argument("an atom has more than " + std::to_string(max_neighbours) +
+                                " neighbours within the cutoff (atoms on top of each other, or a"
+                                " cell far too small)");
   NeighborList nl;
   nl.start.assign(N + 1, 0);
   for (int i = 0; i < N; ++i) nl.start[i + 1] = nl.start[i] + found[i].size();
