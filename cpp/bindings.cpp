@@ -13,10 +13,13 @@ namespace {
 using darr = py::array_t<double, py::array::c_style | py::array::forcecast>;
 using iarr = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
 
-template <class T>
-py::array to_numpy(std::vector<T>&& v, std::vector<py::ssize_t> shape) {
-  auto* heap = new std::vector<T>(std::move(v));
-  py::capsule owner(heap, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+// Hands a vector's buffer to numpy without copying (the capsule owns the vector).
+template <class V>
+py::array to_numpy(V&& v, std::vector<py::ssize_t> shape) {
+  using Vec = std::decay_t<V>;
+  using T = typename Vec::value_type;
+  auto* heap = new Vec(std::move(v));
+  py::capsule owner(heap, [](void* p) { delete static_cast<Vec*>(p); });
   return py::array_t<T>(shape, heap->data(), owner);
 }
 

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 
 #include "neighbors.hpp"
 #include "snap.hpp"
@@ -27,7 +28,7 @@ namespace snap {
 namespace SNAP_ISA_NS {
 
 constexpr int L = 8;   // SIMD lanes (neighbours or atoms)
-constexpr int RB = 8;  // rows per register block in the dB kernel
+constexpr int RB = 16;  // rows per register block in the dB kernel
 constexpr int TB = 4;  // tasks per register block in the dB kernel
 
 namespace {
@@ -94,7 +95,7 @@ void neighbour_geometry(const Params& p, double x, double y, double z, double rc
 }
 
 // Wigner U_j and dU_j/dr (three directions) for L neighbours, full blocks, lane-interleaved.
-void wigner_u(const Tables& t, const Geometry& g, double* ur, double* ui, double* dur,
+__attribute__((noinline)) void wigner_u(const Tables& t, const Geometry& g, double* ur, double* ui, double* dur,
               double* dui) {
   const int J = t.J, NU = t.ufull;
   const double* rootpq = t.rootpq.data();
@@ -168,8 +169,11 @@ void wigner_u(const Tables& t, const Geometry& g, double* ur, double* ui, double
           }
       }
     }
-    // U_j[j-ma, j-mb] = (-1)^(ma+mb) conj(U_j[ma, mb]) for the rows not computed above.
-    for (int mb = 0; 2 * mb < j; ++mb)
+    // The next level needs row floor((j+1)/2) of this one; for odd j that row lies beyond the
+    // computed half and follows from U_j[j-ma, j-mb] = (-1)^(ma+mb) conj(U_j[ma, mb]).
+    // (Rows of the top level beyond the half are never used: U_tot and dŨ use mb <= j/2.)
+    if (j % 2 == 1 && j < J) {
+      const int mb = (j - 1) / 2;  // source row; destination row j - mb = (j+1)/2
       for (int ma = 0; ma <= j; ++ma) {
         const int src = (base + (j + 1) * mb + ma) * L;
         const int dst = (base + (j + 1) * (j - mb) + (j - ma)) * L;
@@ -186,6 +190,7 @@ void wigner_u(const Tables& t, const Geometry& g, double* ur, double* ui, double
             dui[a * NU * L + dst + l] = -s * dui[a * NU * L + src + l];
           }
       }
+    }
   }
 }
 
@@ -218,6 +223,19 @@ struct Workspace {
   }
 };
 
+struct Scratch {
+  std::unique_ptr<double[]> buf[3];
+  size_t cap[3] = {0, 0, 0};
+  double* get(int k, size_t n) {
+    if (cap[k] < n) {
+      buf[k].reset();
+      buf[k].reset(new double[n]);
+      cap[k] = n;
+    }
+    return buf[k].get();
+  }
+};
+
 struct Shared {  // per-configuration arrays written by the atom stage
   const Tables* t;
   const Config* c;
@@ -228,7 +246,7 @@ struct Shared {  // per-configuration arrays written by the atom stage
 };
 
 // Neighbour stage for one atom: U_tot (into ws.utr/uti slot `slot`) and dŨ rows (ws.dut[slot]).
-void atom_neighbours(const Shared& sh, Workspace& ws, int i, int slot) {
+__attribute__((noinline)) void atom_neighbours(const Shared& sh, Workspace& ws, int i, int slot) {
   const Tables& t = *sh.t;
   const Params& p = t.params;
   const Config& c = *sh.c;
@@ -252,7 +270,8 @@ void atom_neighbours(const Shared& sh, Workspace& ws, int i, int slot) {
   ws.rpad[slot] = rpad;
   auto& dut = ws.dut[slot];
   if (dut.size() < size_t(2) * H * rpad) dut.resize(size_t(2) * H * rpad);
-  std::fill(dut.begin(), dut.begin() + size_t(2) * H * rpad, 0.0);
+  for (int e = 0; e < 2 * H; ++e)  // rows past the last neighbour are read (not used) by the kernel
+    std::fill(dut.begin() + size_t(e) * rpad + rows, dut.begin() + size_t(e + 1) * rpad, 0.0);
 
   for (int64_t n0 = 0; n0 < nn; n0 += L) {
     const int cnt = static_cast<int>(std::min<int64_t>(L, nn - n0));
@@ -278,15 +297,28 @@ void atom_neighbours(const Shared& sh, Workspace& ws, int i, int slot) {
     wigner_u(t, ws.geo, ws.ur.data(), ws.ui.data(), ws.dur.data(), ws.dui.data());
     const Geometry& g = ws.geo;
     // U_tot over the computed rows (mb <= j/2).
-    for (int l = 0; l < cnt; ++l) {
-      const double ws_ = g.w[l] * g.sfac[l];
+    alignas(64) double wsl[L];
+    bool uniform = true;
+    for (int l = 0; l < L; ++l) {
+      wsl[l] = l < cnt ? g.w[l] * g.sfac[l] : 0.0;
+      if (l < cnt && elem[l] != elem[0]) uniform = false;
+    }
+    for (int l = 0; l < (uniform ? 1 : cnt); ++l) {
       double* tr = utr + elem[l] * NU;
       double* tim = uti + elem[l] * NU;
+      alignas(64) double wl[L];
+      for (int q = 0; q < L; ++q) wl[q] = (uniform || q == l) ? wsl[q] : 0.0;
       for (int j = 0; j <= t.J; ++j) {
         const int o = t.ufull_off[j], m = (j + 1) * (j / 2 + 1);
         for (int q = o; q < o + m; ++q) {
-          tr[q] += ws_ * ws.ur[q * L + l];
-          tim[q] += ws_ * ws.ui[q * L + l];
+          double sr = 0.0, si = 0.0;
+#pragma omp simd reduction(+ : sr, si)
+          for (int k = 0; k < L; ++k) {
+            sr += wl[k] * ws.ur[q * L + k];
+            si += wl[k] * ws.ui[q * L + k];
+          }
+          tr[q] += sr;
+          tim[q] += si;
         }
       }
     }
@@ -298,21 +330,23 @@ void atom_neighbours(const Shared& sh, Workspace& ws, int i, int slot) {
       for (int e = 0; e < hn; ++e) {
         const int f = t.ufull_off[j] + t.half_full[ho + e];
         const double wt = t.half_wt[ho + e];
+        alignas(64) double vr[3][L], vi[3][L];
         for (int a = 0; a < 3; ++a) {
-          alignas(64) double vr[L], vi[L];
 #pragma omp simd
           for (int l = 0; l < L; ++l) {
             const double s1 = wt * g.w[l] * g.dsfac[l] * g.rhat[a][l];
             const double s2 = wt * g.w[l] * g.sfac[l];
-            vr[l] = s1 * ws.ur[f * L + l] + s2 * ws.dur[(a * NU + f) * L + l];
-            vi[l] = s1 * ws.ui[f * L + l] + s2 * ws.dui[(a * NU + f) * L + l];
-          }
-          for (int l = 0; l < cnt; ++l) {
-            const size_t row = 3 * (n0 + l) + a;
-            dre[size_t(e) * rpad + row] = vr[l];
-            dim[size_t(e) * rpad + row] = vi[l];
+            vr[a][l] = s1 * ws.ur[f * L + l] + s2 * ws.dur[(a * NU + f) * L + l];
+            vi[a][l] = s1 * ws.ui[f * L + l] + s2 * ws.dui[(a * NU + f) * L + l];
           }
         }
+        double* orr = dre + size_t(e) * rpad + 3 * n0;  // rows 3n+a of this group: contiguous
+        double* oi = dim + size_t(e) * rpad + 3 * n0;
+        for (int l = 0; l < cnt; ++l)
+          for (int a = 0; a < 3; ++a) {
+            orr[3 * l + a] = vr[a][l];
+            oi[3 * l + a] = vi[a][l];
+          }
       }
     }
   }
@@ -330,7 +364,7 @@ void atom_neighbours(const Shared& sh, Workspace& ws, int i, int slot) {
 }
 
 // Z for all element pairs and triples, L atoms at once (lanes = atoms).
-void compute_z(const Tables& t, Workspace& ws) {
+__attribute__((noinline)) void compute_z(const Tables& t, Workspace& ws) {
   const int ne = t.nelem, NU = t.ufull;
   const bool bnorm = t.params.bnormflag;
   for (int e1 = 0; e1 < ne; ++e1)
@@ -386,7 +420,7 @@ void compute_z(const Tables& t, Workspace& ws) {
 }
 
 // B (linear, bzero-shifted) for L atoms.
-void compute_b(const Tables& t, Workspace& ws, const int* elem_of_lane, int cnt) {
+__attribute__((noinline)) void compute_b(const Tables& t, Workspace& ws, const int* elem_of_lane, int cnt) {
   const Params& p = t.params;
   const int ne = t.nelem, NU = t.ufull, K = t.K;
   for (int k1 = 0; k1 < ne; ++k1)
@@ -423,7 +457,7 @@ void compute_b(const Tables& t, Workspace& ws, const int* elem_of_lane, int cnt)
 }
 
 // dB/dr_in for one atom: dbt[col][row] for rows 3n+a.
-void compute_db(const Tables& t, Workspace& ws, const Shared& sh, int i, int slot) {
+__attribute__((noinline)) void compute_db(const Tables& t, Workspace& ws, const Shared& sh, int i, int slot) {
   const int ne = t.nelem, nc = t.ncoeff;
   const int rpad = ws.rpad[slot];
   const int64_t b = sh.nl->start[i], nn = sh.nl->start[i + 1] - b;
@@ -521,8 +555,13 @@ Result compute_impl(const Tables& t, const Config& c, const NeighborList& nl, co
   res.ntypes = T;
   res.nvalues = nv;
 
-  vec<double> g(size_t(np) * 3 * nc), blin(size_t(N) * nc), wat(size_t(N) * 6 * nc);
-  Shared sh{&t, &c, &nl, g.data(), blin.data(), wat.data()};
+  // Scratch written in full by the atom stage. It is kept per calling thread between calls
+  // (grown, never shrunk): fresh pages cost more than the arithmetic for large configurations.
+  static thread_local Scratch scratch;
+  double* g = scratch.get(0, size_t(np) * 3 * nc);
+  double* blin = scratch.get(1, size_t(N) * nc);
+  double* wat = scratch.get(2, size_t(N) * 6 * nc);
+  Shared sh{&t, &c, &nl, g, blin, wat};
 
   const int nblocks = (N + L - 1) / L;
 #pragma omp parallel num_threads(nthreads)
@@ -569,9 +608,9 @@ Result compute_impl(const Tables& t, const Config& c, const NeighborList& nl, co
   for (int i = 0; i < N; ++i)
     for (int64_t q = nl.start[i]; q < nl.start[i + 1]; ++q) centre[q] = i;
 
-  res.B.assign(size_t(N) * nv, 0.0);
+  res.B.resize(size_t(N) * nv);
   res.energy_row.assign(size_t(T) * nv, 0.0);
-  if (o.forces) res.force_rows.assign(size_t(3) * N * T * nv, 0.0);
+  if (o.forces) res.force_rows.resize(size_t(3) * N * T * nv);  // zeroed per atom below
   if (o.virial) res.virial_rows.assign(size_t(6) * T * nv, 0.0);
   res.nneigh.resize(N);
   for (int i = 0; i < N; ++i) res.nneigh[i] = nl.start[i + 1] - nl.start[i];
@@ -592,6 +631,8 @@ Result compute_impl(const Tables& t, const Config& c, const NeighborList& nl, co
         }
       }
       if (!o.forces) continue;
+      std::fill(&res.force_rows[size_t(3 * m) * T * nv], &res.force_rows[size_t(3 * m + 3) * T * nv],
+                0.0);
       // Own contribution +Σ_n ∂B_m/∂r_mn into block type(m), then −∂B_i/∂r_in for images n of m.
       std::fill(gsum.begin(), gsum.end(), 0.0);
       for (int64_t q = nl.start[m]; q < nl.start[m + 1]; ++q)
@@ -655,7 +696,7 @@ Result compute_impl(const Tables& t, const Config& c, const NeighborList& nl, co
     res.pair_i.resize(np);
     res.pair_j.resize(np);
     res.pair_rij.assign(nl.rij.begin(), nl.rij.end());
-    res.pair_dBdr.assign(size_t(np) * 3 * nv, 0.0);
+    res.pair_dBdr.resize(size_t(np) * 3 * nv);
 #pragma omp parallel for schedule(static) num_threads(nthreads)
     for (int64_t q = 0; q < np; ++q) {
       res.pair_i[q] = centre[q];
@@ -665,7 +706,10 @@ Result compute_impl(const Tables& t, const Config& c, const NeighborList& nl, co
         const double* gq = &g[(size_t(q) * 3 + a) * nc];
         double* out = &res.pair_dBdr[(size_t(q) * 3 + a) * nv];
         std::copy(gq, gq + nc, out);
-        if (quad) quad_axpy(nc, 1.0, bi, gq, out + nc);
+        if (quad) {
+          std::fill(out + nc, out + nv, 0.0);
+          quad_axpy(nc, 1.0, bi, gq, out + nc);
+        }
       }
     }
   }

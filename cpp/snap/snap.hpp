@@ -10,11 +10,34 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace snap {
+
+// std::vector whose resize() leaves doubles uninitialised: large outputs are first touched (and
+// so placed and zeroed) by the threads that fill them, not by one serial memset.
+template <class T>
+struct default_init_allocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = default_init_allocator<U>;
+  };
+  default_init_allocator() = default;
+  template <class U>
+  default_init_allocator(const default_init_allocator<U>&) noexcept {}
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+using dvec = std::vector<double, default_init_allocator<double>>;
 
 struct Params {
   int twojmax = 6;
@@ -104,14 +127,14 @@ struct Options {
 // Results of one configuration, all row-major doubles.
 struct Result {
   int natoms = 0, ntypes = 0, nvalues = 0;
-  std::vector<double> B;            // natoms x nvalues
+  dvec B;                           // natoms x nvalues
   std::vector<double> energy_row;   // ntypes x nvalues      (Σ_{i of type t} B_i)
-  std::vector<double> force_rows;   // 3N x ntypes x nvalues (−Σ_{i of type t} ∂B_i/∂r_{m,a})
+  dvec force_rows;                  // 3N x ntypes x nvalues (−Σ_{i of type t} ∂B_i/∂r_{m,a})
   std::vector<double> virial_rows;  // 6 x ntypes x nvalues
   // One entry per neighbour image n of centre atom i (images of i itself included):
   std::vector<int64_t> pair_i, pair_j;  // centre atom, atom that n is an image of
   std::vector<double> pair_rij;         // npairs x 3: r_in = r_n − r_i (Å)
-  std::vector<double> pair_dBdr;        // npairs x 3 x nvalues: ∂B_i/∂r_in
+  dvec pair_dBdr;                       // npairs x 3 x nvalues: ∂B_i/∂r_in
   std::vector<int64_t> nneigh;          // per atom neighbour count
 };
 

