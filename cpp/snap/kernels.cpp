@@ -672,21 +672,35 @@ Result compute_impl(const Tables& t, const Config& c, const NeighborList& nl, co
       }
   }
   if (quad) {
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
-    for (int k = 0; k < nc; ++k) {
-      const size_t ok = nc + size_t(k) * nc - size_t(k) * (k - 1) / 2;  // index of (k,k)
-      for (int i = 0; i < N; ++i) {
-        const int ti = c.types[i];
-        const double* bi = &blin[size_t(i) * nc];
-        double* E = &res.energy_row[size_t(ti) * nv + ok];
-        E[0] += 0.5 * bi[k] * bi[k];
-        for (int l = k + 1; l < nc; ++l) E[l - k] += bi[k] * bi[l];
-        if (!o.virial) continue;
-        for (int v = 0; v < 6; ++v) {
-          const double* w = &wat[(size_t(i) * 6 + v) * nc];
-          double* V = &res.virial_rows[(size_t(v) * T + ti) * nv + ok];
-          V[0] += bi[k] * w[k];
-          for (int l = k + 1; l < nc; ++l) V[l - k] += bi[k] * w[l] + bi[l] * w[k];
+    // Quadratic energy/virial columns: Q = Σ_i b_i ⊗ x_i (x = b for the energy, W_i,v for virial
+    // component v), accumulated in atom order, one (row, type) per task; then symmetrised:
+    // energy (k,l) = Q_kl, (k,k) = Q_kk / 2; virial (k,l) = Q_kl + Q_lk, (k,k) = Q_kk.
+    const int ntask = (o.virial ? 7 : 1) * T;
+#pragma omp parallel num_threads(nthreads)
+    {
+      vec<double> Q(size_t(nc) * nc);
+#pragma omp for schedule(dynamic, 1)
+      for (int task = 0; task < ntask; ++task) {
+        const int v = task / T - 1, tt = task % T;  // v = -1: energy row
+        std::fill(Q.begin(), Q.end(), 0.0);
+        for (int i = 0; i < N; ++i) {
+          if (c.types[i] != tt) continue;
+          const double* bi = &blin[size_t(i) * nc];
+          const double* x = v < 0 ? bi : &wat[(size_t(i) * 6 + v) * nc];
+          for (int k = 0; k < nc; ++k) {
+            const double bk = bi[k];
+            double* qk = &Q[size_t(k) * nc];
+#pragma omp simd
+            for (int l = 0; l < nc; ++l) qk[l] += bk * x[l];
+          }
+        }
+        double* out = v < 0 ? &res.energy_row[size_t(tt) * nv + nc]
+                            : &res.virial_rows[(size_t(v) * T + tt) * nv + nc];
+        size_t q = 0;
+        for (int k = 0; k < nc; ++k) {
+          out[q++] = v < 0 ? 0.5 * Q[size_t(k) * nc + k] : Q[size_t(k) * nc + k];
+          for (int l = k + 1; l < nc; ++l)
+            out[q++] = v < 0 ? Q[size_t(k) * nc + l] : Q[size_t(k) * nc + l] + Q[size_t(l) * nc + k];
         }
       }
     }
