@@ -169,11 +169,15 @@ class CalculatorSettings:
     stress: int = 1
     per_atom_energy: int = 0
     nonlinear: int = 0
+    #: mpisnap extension: the model-form plugin ("auto": from the [BISPECTRUM] flags and
+    #: ``nonlinear``: linear, quadratic, chemsnap or nn). Matched case-insensitively, lower case.
+    model: str = "auto"
 
 
 @dataclass(frozen=True)
 class SolverSettings:
-    """``[SOLVER]``; ``solver`` upper case, one of :data:`SOLVERS`."""
+    """``[SOLVER]``; ``solver`` upper case: FitSNAP's names (:data:`SOLVERS`) or any solver
+    plugin's name, checked against the installed plugins when fitting."""
 
     solver: str = "SVD"
     nsam: int = 0
@@ -263,6 +267,9 @@ class ReferenceSettings:
     atom_style: str = "atomic"
     pair_style: str | None = None
     pair_coeffs: tuple[str, ...] = ()
+    #: mpisnap extension: which reference-potential plugin evaluates the pair style ("auto":
+    #: the first that accepts it, the built-in ZBL before LAMMPS). Lower case.
+    engine: str = "auto"
 
     @property
     def active(self) -> bool:
@@ -691,14 +698,15 @@ def _bispectrum(r: _Reader) -> BispectrumSettings:
 
 def _calculator(r: _Reader) -> CalculatorSettings:
     flags = ("energy", "force", "stress", "per_atom_energy", "nonlinear")
-    r.check_keys(("calculator",) + flags)
+    r.check_keys(("calculator", "model") + flags)
     calc = r.get("calculator", p_word, "LAMMPSSNAP")
+    model = r.get("model", p_word, "auto").lower()
     if calc.upper() not in ("LAMMPSSNAP", "SNAP"):
         r.fail("calculator", f"only the SNAP descriptor is supported (LAMMPSSNAP or SNAP), got {calc!r}")
     fl = {k: r.get(k, p_flag, 0 if k in ("per_atom_energy", "nonlinear") else 1) for k in flags}
     _require(r, "energy", fl["energy"] or fl["force"] or fl["stress"],
              "energy, force and stress are all 0: nothing to fit")
-    return CalculatorSettings(calculator="LAMMPSSNAP", **fl)
+    return CalculatorSettings(calculator="LAMMPSSNAP", model=model, **fl)
 
 
 def _eshift(r: _Reader, types: tuple[str, ...]) -> FrozenMap:
@@ -715,7 +723,8 @@ def _solver(r: _Reader) -> SolverSettings:
                   "merr_method", "merr_cfs"),
                  legacy=("compute_testerrs", "detailed_errors", "normalweight", "normweight",
                          "normratio"))
-    solver = r.get("solver", p_choice(*SOLVERS), "SVD")
+    # Any solver plugin's name (validated against the installed plugins when fitting).
+    solver = r.get("solver", p_word, "SVD").upper()
     nsam = r.get("nsam", p_int, 0)
     _require(r, "nsam", nsam >= 0, f"must be >= 0, got {nsam}")
     cov_nugget = r.get("cov_nugget", p_float, 0.0)
@@ -828,7 +837,7 @@ def _outfile(r: _Reader) -> OutfileSettings:
 
 
 def _reference(r: _Reader) -> ReferenceSettings:
-    allowed = ("units", "atom_style", "pair_style")
+    allowed = ("units", "atom_style", "pair_style", "engine")
     coeffs = []
     for key, text in r.raw.items():
         if key.startswith("pair_coeff"):
@@ -841,7 +850,8 @@ def _reference(r: _Reader) -> ReferenceSettings:
     _require(r, "pair_style", not (coeffs and pair_style is None),
              "pair_coeff lines given without a pair_style")
     return ReferenceSettings(units=units, atom_style=r.get("atom_style", p_word, "atomic"),
-                             pair_style=pair_style, pair_coeffs=tuple(coeffs))
+                             pair_style=pair_style, pair_coeffs=tuple(coeffs),
+                             engine=r.get("engine", p_word, "auto").lower())
 
 
 _GROUP_KEYS = ("group_sections", "group_types", "smartweights", "random_sampling", "random_seed")
