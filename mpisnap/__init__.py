@@ -6,10 +6,20 @@ matplotlib are imported where they are used.
 from importlib.metadata import PackageNotFoundError, version
 
 from .descriptors import Descriptor, DescriptorResult, PairDerivatives
+from .hookspecs import hookimpl
 
 try:
     __version__ = version("mpisnap")
 except PackageNotFoundError:  # pragma: no cover - source tree without metadata
     __version__ = "0+unknown"
 
-__all__ = ["Descriptor", "DescriptorResult", "PairDerivatives", "__version__"]
+
+
+def fit(source, **kwargs):
+    """Fit a potential; see :func:`mpisnap.pipeline.fit` (imported on first use)."""
+    from .pipeline import fit as _fit
+
+    return _fit(source, **kwargs)
+
+
+__all__ = ["Descriptor", "DescriptorResult", "PairDerivatives", "fit", "hookimpl", "__version__"]

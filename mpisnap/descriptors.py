@@ -214,6 +214,15 @@ class Descriptor:
         iu = np.triu_indices(self.ncoeff)
         return np.hstack([lin, lin[:, iu[0]] * lin[:, iu[1]]])
 
+    def type_indices(self, symbols: Sequence[str]) -> np.ndarray:
+        """0-based type index of each element symbol (ValueError for an unknown element)."""
+        try:
+            return np.array([self._index[s] for s in symbols], dtype=np.int32)
+        except KeyError as exc:
+            raise ValueError(
+                f"element {exc.args[0]!r} is not one of the descriptor's types {self.elements}"
+            ) from None
+
     # -- computing ------------------------------------------------------------------------------
     def _normalise(self, atoms=None, *, positions=None, cell=None, pbc=None, symbols=None,
                    types=None):
@@ -235,12 +244,7 @@ class Descriptor:
                 raise ValueError("give either symbols or types, not both")
             if len(symbols) != n:
                 raise ValueError(f"{len(symbols)} symbols for {n} atoms")
-            try:
-                types = [self._index[s] for s in symbols]
-            except KeyError as exc:
-                raise ValueError(
-                    f"element {exc.args[0]!r} is not one of the descriptor's types {self.elements}"
-                ) from None
+            types = self.type_indices(symbols)
         if types is None:
             if self.ntypes != 1:
                 raise ValueError("types or symbols are required with more than one element type")

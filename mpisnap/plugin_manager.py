@@ -1,0 +1,103 @@
+"""Building the plugin manager and the registry of what the plugins provide.
+
+The manager is built by :func:`get_plugin_manager`, never at import. Built-ins (:data:`BUILTINS`)
+and the packages of the ``mpisnap`` entry-point group are registered through the same call; set
+``MPISNAP_DISABLE_PLUGIN_AUTOLOAD=1`` to load the built-ins only.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import pluggy
+
+from . import hookspecs
+from .records import ModelForm, Reader, ReferencePotential, Solver, Writer
+
+BUILTINS = (
+    "mpisnap.plugins.readers",
+    "mpisnap.plugins.models",
+    "mpisnap.plugins.solvers",
+    "mpisnap.plugins.writers",
+    "mpisnap.plugins.references",
+)
+ENTRY_POINT_GROUP = "mpisnap"
+DISABLE_AUTOLOAD = "MPISNAP_DISABLE_PLUGIN_AUTOLOAD"
+
+
+class PluginError(ValueError):
+    """A plugin problem (duplicate name, unknown name, bad record): a user error."""
+
+
+def get_plugin_manager(autoload: bool | None = None, plugins: Iterable[Any] = ()) -> pluggy.PluginManager:
+    """A fresh plugin manager with the built-ins, the entry-point plugins (unless ``autoload`` is
+    False or ``MPISNAP_DISABLE_PLUGIN_AUTOLOAD`` is set) and any extra ``plugins`` objects."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for name in BUILTINS:
+        pm.register(importlib.import_module(name), name=name)
+    if autoload is None:
+        autoload = os.environ.get(DISABLE_AUTOLOAD, "") in ("", "0")
+    if autoload:
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    for p in plugins:
+        pm.register(p)
+    pm.check_pending()
+    return pm
+
+
+_FAMILIES = {
+    "readers": ("mpisnap_readers", Reader),
+    "model_forms": ("mpisnap_model_forms", ModelForm),
+    "solvers": ("mpisnap_solvers", Solver),
+    "writers": ("mpisnap_writers", Writer),
+    "reference_potentials": ("mpisnap_reference_potentials", ReferencePotential),
+}
+_LABEL = {"readers": "reader", "model_forms": "model form", "solvers": "solver",
+          "writers": "writer", "reference_potentials": "reference potential"}
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Records by family, keyed by lower-case name, with the provider of each."""
+
+    items: dict
+    providers: dict
+
+    def names(self, family: str) -> list[str]:
+        return [r.name for r in self.items[family].values()]
+
+    def all(self, family: str) -> list:
+        return list(self.items[family].values())
+
+    def get(self, family: str, name: str, *, what: str | None = None):
+        """The record called ``name`` (case-insensitive) or a PluginError listing the choices."""
+        rec = self.items[family].get(name.lower())
+        if rec is None:
+            where = f"{what}: " if what else ""
+            raise PluginError(f"{where}unknown {_LABEL[family]} {name!r}; choose one of: "
+                              + ", ".join(self.names(family)))
+        return rec
+
+
+def build_registry(pm: pluggy.PluginManager) -> Registry:
+    """Flatten every hook's records; a duplicate name is an error naming both providers."""
+    items: dict = {}
+    providers: dict = {}
+    for family, (hook, cls) in _FAMILIES.items():
+        items[family] = {}
+        for impl in getattr(pm.hook, hook).get_hookimpls():
+            provider = pm.get_name(impl.plugin) or repr(impl.plugin)
+            for rec in impl.function() or ():
+                if not isinstance(rec, cls):
+                    raise PluginError(f"plugin {provider!r}: {hook} returned {type(rec).__name__},"
+                                      f" expected {cls.__name__}")
+                key = rec.name.lower()
+                if key in items[family]:
+                    raise PluginError(f"{_LABEL[family]} {rec.name!r} is provided twice: by "
+                                      f"{providers[(family, key)]!r} and by {provider!r}")
+                items[family][key] = rec
+                providers[(family, key)] = provider
+    return Registry(items, providers)
