@@ -817,7 +817,8 @@ def _pytorch(r: _Reader) -> PytorchSettings:
 
 def _scraper(r: _Reader) -> ScraperSettings:
     r.check_keys(("scraper",))
-    return ScraperSettings(scraper=r.get("scraper", p_choice("JSON", "XYZ"), "JSON"))
+    # Any reader plugin name (JSON, XYZ, ASE or third-party), checked against the plugins when fitting.
+    return ScraperSettings(scraper=r.get("scraper", p_word, "JSON").upper())
 
 
 def _path(r: _Reader) -> PathSettings:

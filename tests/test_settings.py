@@ -505,7 +505,7 @@ def test_error_units_other_than_metal(tmp_path, units):
     ({"SOLVER": {"merr_method": "xyz"}}, "[SOLVER] merr_method", "abc, iid, full"),
     ({"SOLVER": {"mcmc_gamma": 0}}, "[SOLVER] mcmc_gamma", "> 0"),
     ({"SOLVER": {"frobnicate": 1}}, "[SOLVER] frobnicate", "unknown key"),
-    ({"SCRAPER": {"scraper": "VASP"}}, "[SCRAPER] scraper", "JSON, XYZ"),
+    ({"SCRAPER": {"scraper": "two words"}}, "[SCRAPER] scraper", "two words"),
     ({"OUTFILE": {"metrics_style": "XLS"}}, "[OUTFILE] metrics_style", "MD, CSV, SSV, JSON"),
     ({"OUTFILE": {"metrics": ""}}, "[OUTFILE] metrics", "expected a value"),
     ({"PATH": {"datapath": "JSON"}}, "[PATH] datapath", "'dataPath'"),

@@ -1,0 +1,477 @@
+"""Built-in output writers: the LAMMPS potential files, the metrics table, the design-matrix dumps
+and the parity plot. Every file is written atomically (:mod:`mpisnap.io`); every ``write``
+returns the paths it wrote. Writers run on rank 0 only.
+
+* ``snap`` (``[OUTFILE] output_style = SNAP``): ``<potential>.snapcoeff``, ``<potential>.snapparam``
+  and ``<potential>.mod`` (the ``pair_style``/``pair_coeff`` lines, with the reference potential
+  as ``hybrid/overlay``), in the formats LAMMPS ``pair_style snap`` reads.
+* ``metrics`` (always): the table of :mod:`mpisnap.metrics` as ``[OUTFILE] metrics`` in
+  ``metrics_style`` MD, CSV, SSV or JSON.
+* ``dumps`` (any ``[EXTRAS] dump_*``): ``.npy`` files of A, b, w and the per-row table, and
+  ``<potential>_design.h5`` with all of them.
+* ``parity`` (always; nothing when there are no predictions): ``<potential>_parity.png``.
+
+``<potential>`` may contain a folder part; all names are relative to the output directory.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import numpy as np
+
+from mpisnap.hookspecs import hookimpl
+from mpisnap.io import atomic_path, atomic_write
+from mpisnap.records import Writer
+from mpisnap.results import LABEL_DTYPE, ROW_KINDS
+
+__all__ = [
+    "mpisnap_writers", "coefficient_labels", "snapcoeff_text", "snapparam_text",
+    "snap_pair_commands", "mod_text", "metrics_path", "row_table", "ROW_TABLE_DTYPE",
+    "write_snap", "write_metrics", "write_dumps", "write_parity",
+]
+
+#: The per-row table of the dumps: the labels, then truth (b), prediction (NaN when unknown) and
+#: the row weight.
+ROW_TABLE_DTYPE = np.dtype(LABEL_DTYPE.descr + [("truth", np.float64), ("prediction", np.float64),
+                                                ("weight", np.float64)])
+UNITS = {"Energy": "eV/atom", "Force": "eV/Å", "Stress": "bar"}
+_METRICS_EXT = {"MD": ".md", "CSV": ".csv", "SSV": ".txt", "JSON": ".json"}
+
+
+def _version() -> str:
+    import mpisnap
+    return str(getattr(mpisnap, "__version__", "unknown"))
+
+
+def _f(x) -> str:
+    """A float that reads back bit-for-bit (shortest repr)."""
+    return repr(float(x))
+
+
+def _flag(x) -> int:
+    return int(bool(x))
+
+
+# -- .snapcoeff / .snapparam ----------------------------------------------------------------------
+
+def coefficient_labels(descriptor) -> list[str]:
+    """One label per descriptor value of a block (``nvalues`` of them, β0 not included):
+    ``B[k, j1, j2, j]`` (k counts from 1; β0 is ``B[0]``), with chemflag followed by the element
+    triple, and for the quadratic terms ``0.5*B[k]^2`` and ``B[k]*B[l]``."""
+    triples = [tuple(int(v) for v in t) for t in descriptor.triples]
+    lin: list[str] = []
+    if getattr(descriptor, "chemflag", False):
+        els = list(descriptor.elements)
+        for a in els:
+            for b in els:
+                for c in els:
+                    for (j1, j2, j) in triples:
+                        lin.append(f"B[{len(lin) + 1}, {j1}, {j2}, {j}] {a}-{b}-{c}")
+    else:
+        lin = [f"B[{i + 1}, {j1}, {j2}, {j}]" for i, (j1, j2, j) in enumerate(triples)]
+    labels = list(lin)
+    if getattr(descriptor, "quadraticflag", False):
+        n = len(lin)
+        for k in range(n):
+            labels.append(f"0.5*B[{k + 1}]^2")
+            labels.extend(f"B[{k + 1}]*B[{m + 1}]" for m in range(k + 1, n))
+    nvalues = int(descriptor.nvalues)
+    if len(labels) != nvalues:  # unknown layout: plain indices
+        labels = [f"B[{i + 1}]" for i in range(nvalues)]
+    return labels
+
+
+def _blocks(model, coefficients) -> dict[str, np.ndarray]:
+    d = model.descriptor
+    blocks = model.coefficient_blocks(coefficients)
+    out = {}
+    for el in d.elements:
+        if el not in blocks:
+            raise ValueError(f"coefficient_blocks has no block for element {el!r}")
+        c = np.asarray(blocks[el], dtype=float).reshape(-1)
+        if c.size != int(d.nvalues) + 1:
+            raise ValueError(f"coefficient block of {el} has {c.size} values, expected "
+                             f"1 + nvalues = {int(d.nvalues) + 1}")
+        if not np.all(np.isfinite(c)):
+            raise ValueError(f"coefficient block of {el} has non-finite values: the fit failed")
+        out[el] = c
+    return out
+
+
+def snapcoeff_text(descriptor, blocks: dict[str, np.ndarray], comment: str = "") -> str:
+    """The ``.snapcoeff`` file: comment lines, one blank line, ``nelem ncoeffall``, then per
+    element ``Symbol radelem wj`` followed by one coefficient per line (β0 first, shortest
+    round-trip repr, a ``#  B[...]`` label comment). Nothing blank or comment-only after the
+    header line (LAMMPS rejects it)."""
+    els = list(descriptor.elements)
+    labels = ["B[0]"] + coefficient_labels(descriptor)
+    ncoeffall = int(descriptor.nvalues) + 1
+    lines = [f"# {ln}" for ln in (comment or f"mpisnap {_version()} SNAP potential").splitlines()]
+    lines += ["", f"{len(els)} {ncoeffall}"]
+    for t, el in enumerate(els):
+        c = np.asarray(blocks[el], dtype=float).reshape(-1)
+        if c.size != ncoeffall:
+            raise ValueError(f"coefficient block of {el} has {c.size} values, expected {ncoeffall}")
+        lines.append(f"{el} {_f(descriptor.radelem[t])} {_f(descriptor.wj[t])}")
+        lines += [f"{_f(x):<25} #  {lab}" for x, lab in zip(c, labels)]
+    return "\n".join(lines) + "\n"
+
+
+def snapparam_text(descriptor, comment: str = "") -> str:
+    """The ``.snapparam`` file: ``keyword value`` lines, ``switchflag`` always, ``sinner`` and
+    ``dinner`` (per element, element order) when ``switchinnerflag = 1``."""
+    d = descriptor
+    lines = [f"# {ln}" for ln in (comment or f"mpisnap {_version()} SNAP parameters").splitlines()]
+    lines += [f"rcutfac {_f(d.rcutfac)}", f"twojmax {int(d.twojmax)}", f"rfac0 {_f(d.rfac0)}",
+              f"rmin0 {_f(d.rmin0)}"]
+    for key in ("bzeroflag", "quadraticflag", "wselfallflag", "chemflag", "bnormflag",
+                "switchflag", "switchinnerflag"):
+        lines.append(f"{key} {_flag(getattr(d, key))}")
+    if _flag(d.switchinnerflag):
+        lines.append("sinner " + " ".join(_f(v) for v in d.sinner))
+        lines.append("dinner " + " ".join(_f(v) for v in d.dinner))
+    return "\n".join(lines) + "\n"
+
+
+# -- .mod -----------------------------------------------------------------------------------------
+
+def _is_number(tok: str) -> bool:
+    try:
+        float(tok)
+    except ValueError:
+        return False
+    return True
+
+
+def _drop_zero_styles(tokens: Sequence[str]) -> list[str]:
+    """Remove every ``zero <cutoff> [nocoeff] [full]`` sub-style from hybrid arguments."""
+    out, i = [], 0
+    while i < len(tokens):
+        if tokens[i] == "zero":
+            i += 1
+            while i < len(tokens) and (_is_number(tokens[i]) or tokens[i] in ("nocoeff", "full")):
+                i += 1
+            continue
+        out.append(tokens[i])
+        i += 1
+    return out
+
+
+def snap_pair_commands(reference, coeff_file: str, param_file: str,
+                       elements: Sequence[str]) -> list[str]:
+    """``pair_style``/``pair_coeff`` commands of the SNAP potential with the reference potential
+    (``[REFERENCE]``; None or no ``pair_style``: SNAP alone) overlaid.
+
+    ``hybrid``/``hybrid/overlay`` references keep their sub-styles except ``zero`` (a fitting
+    placeholder), and their ``pair_coeff`` lines except those of ``zero``; a single (non-hybrid)
+    reference style becomes a sub-style and its ``pair_coeff`` lines get the style name."""
+    els = " ".join(elements)
+    style = getattr(reference, "pair_style", None) if reference is not None else None
+    coeffs = list(getattr(reference, "pair_coeffs", ()) or ()) if reference is not None else []
+    tokens = style.split() if style else []
+    if tokens and tokens[0] == "pair_style":
+        tokens = tokens[1:]
+    ref_coeffs: list[str] = []
+    sub: list[str] = []
+    prefix = "hybrid/overlay"
+    if tokens and tokens[0] in ("hybrid", "hybrid/overlay"):
+        sub = _drop_zero_styles(tokens[1:])
+        for line in coeffs:
+            t = line.split()
+            if t and t[0] == "pair_coeff":
+                t = t[1:]
+            if len(t) >= 3 and t[2] != "zero":
+                ref_coeffs.append("pair_coeff " + " ".join(t))
+    elif tokens and tokens[0] == "hybrid/scaled":
+        prefix = "hybrid/scaled"
+        sub = tokens[1:] + ["1.0"]
+        for line in coeffs:
+            t = line.split()
+            if t and t[0] == "pair_coeff":
+                t = t[1:]
+            if t:
+                ref_coeffs.append("pair_coeff " + " ".join(t))
+    elif tokens and tokens[0] != "zero":
+        sub = list(tokens)
+        for line in coeffs:
+            t = line.split()
+            if t and t[0] == "pair_coeff":
+                t = t[1:]
+            if len(t) >= 2:
+                ref_coeffs.append("pair_coeff " + " ".join(t[:2] + [tokens[0]] + t[2:]))
+    if not sub:
+        return ["pair_style snap", f"pair_coeff * * {coeff_file} {param_file} {els}"]
+    return ([f"pair_style {prefix} {' '.join(sub)} snap"] + ref_coeffs
+            + [f"pair_coeff * * snap {coeff_file} {param_file} {els}"])
+
+
+def mod_text(reference, coeff_file: str, param_file: str, elements: Sequence[str]) -> str:
+    """The ``.mod`` file (LAMMPS ``include``-able)."""
+    lines = [f"# mpisnap {_version()} SNAP potential for {' '.join(elements)}",
+             "# file paths are relative to the folder the fit wrote them to"]
+    lines += snap_pair_commands(reference, coeff_file, param_file, elements)
+    return "\n".join(lines) + "\n"
+
+
+def _potential_paths(settings, output_dir: str) -> tuple[str, str]:
+    """(absolute-ish base path of the potential files, the same as written in the .mod)."""
+    base = os.path.join(output_dir, settings.outfile.potential)
+    if os.path.isabs(settings.outfile.potential):
+        return base, os.path.abspath(base)
+    return base, os.path.normpath(settings.outfile.potential)
+
+
+def write_snap(result, output_dir: str) -> list[str]:
+    """``<potential>.snapcoeff``, ``.snapparam`` and ``.mod`` (nothing for a model without
+    ``coefficient_blocks``, e.g. a neural network)."""
+    model = result.model
+    if not hasattr(model, "coefficient_blocks"):
+        return []
+    d = model.descriptor
+    blocks = _blocks(model, result.coefficients)
+    base, rel = _potential_paths(result.settings, output_dir)
+    kind = "quadratic" if _flag(d.quadraticflag) else "linear"
+    if _flag(d.chemflag):
+        kind += " chem"
+    comment = (f"mpisnap {_version()} SNAP potential ({kind}), elements {' '.join(d.elements)},"
+               f" twojmax {int(d.twojmax)}")
+    files = []
+    for suffix, text in ((".snapcoeff", snapcoeff_text(d, blocks, comment)),
+                         (".snapparam", snapparam_text(d, comment)),
+                         (".mod", mod_text(result.settings.reference, rel + ".snapcoeff",
+                                           rel + ".snapparam", d.elements))):
+        path = base + suffix
+        with atomic_write(path, encoding="utf-8") as fh:
+            fh.write(text)
+        files.append(path)
+    return files
+
+
+# -- metrics ----------------------------------------------------------------------------------------
+
+def metrics_path(settings, output_dir: str) -> str:
+    """``[OUTFILE] metrics`` in ``output_dir``, with the style's extension added when the name
+    has none (``.md``, ``.csv``, ``.txt`` for SSV, ``.json``)."""
+    name = settings.outfile.metrics
+    style = settings.outfile.metrics_style.upper()
+    if not os.path.splitext(name)[1]:
+        name += _METRICS_EXT.get(style, ".txt")
+    return os.path.join(output_dir, name)
+
+
+def write_metrics(result, output_dir: str) -> list[str]:
+    from mpisnap.metrics import format_metrics
+
+    path = metrics_path(result.settings, output_dir)
+    text = format_metrics(result.metrics or [], result.settings.outfile.metrics_style)
+    with atomic_write(path, encoding="utf-8") as fh:
+        fh.write(text)
+    return [path]
+
+
+# -- dumps ----------------------------------------------------------------------------------------
+
+def row_table(shard) -> np.ndarray:
+    """The per-row table (:data:`ROW_TABLE_DTYPE`) of a design shard."""
+    t = np.zeros(shard.nrows, dtype=ROW_TABLE_DTYPE)
+    for name in LABEL_DTYPE.names:
+        t[name] = shard.labels[name]
+    t["truth"] = shard.b
+    t["weight"] = shard.w
+    t["prediction"] = np.nan if shard.predictions is None else shard.predictions
+    return t
+
+
+def _design_column_labels(model, ncols: int) -> list[str]:
+    names = getattr(model, "column_names", None)
+    if callable(names):
+        try:
+            names = names()
+        except Exception:  # noqa: BLE001 - labels are decoration only
+            names = None
+    if names is not None and len(names) == ncols:
+        return [str(n) for n in names]
+    d = getattr(model, "descriptor", None)
+    if d is not None:
+        block = coefficient_labels(d)
+        const = [] if _flag(d.bzeroflag) else ["1"]
+        out = [f"{el}:{lab}" for el in d.elements for lab in const + block]
+        if len(out) == ncols:
+            return out
+    return [f"col{i}" for i in range(ncols)]
+
+
+def _save_npy(path: str, arr: np.ndarray) -> str:
+    with atomic_write(path, "wb") as fh:
+        np.save(fh, arr, allow_pickle=False)
+    return path
+
+
+def _dataframe_name(name: str) -> str:
+    return name if name.endswith(".npy") else name + ".npy"
+
+
+def write_dumps(result, output_dir: str) -> list[str]:
+    """``[EXTRAS] dump_descriptors``/``dump_truth``/``dump_weights``: A, b, w as ``.npy`` under
+    the ``[OUTFILE]`` names; ``dump_dataframe``: the per-row table as ``<dataframe>.npy`` (``.npy``
+    appended unless present) and ``<potential>_design.h5`` with datasets ``A``, ``b``, ``w``,
+    ``labels``, ``predictions``, ``config_names``, ``group_names`` and attributes
+    ``column_labels``, ``row_kinds``, ``mpisnap_version``, ``has_predictions``.
+
+    These are the rows of ``result.shard`` (rank 0's rows in a parallel run unless the caller
+    gathered them)."""
+    shard = result.shard
+    if shard is None:
+        return []
+    of, ex = result.settings.outfile, result.settings.extras
+    files: list[str] = []
+    if ex.dump_descriptors:
+        files.append(_save_npy(os.path.join(output_dir, of.descriptors), np.asarray(shard.A)))
+    if ex.dump_truth:
+        files.append(_save_npy(os.path.join(output_dir, of.truth), np.asarray(shard.b)))
+    if ex.dump_weights:
+        files.append(_save_npy(os.path.join(output_dir, of.weights), np.asarray(shard.w)))
+    if ex.dump_dataframe:
+        table = row_table(shard)
+        files.append(_save_npy(os.path.join(output_dir, _dataframe_name(of.dataframe)), table))
+        files.append(_write_h5(result, shard, os.path.join(output_dir, of.potential + "_design.h5")))
+    return files
+
+
+def _write_h5(result, shard, path: str) -> str:
+    import h5py
+
+    A = np.asarray(shard.A, dtype=float)
+    str_dt = h5py.string_dtype("utf-8")
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as h:
+            h.create_dataset("A", data=A)
+            h.create_dataset("b", data=np.asarray(shard.b, dtype=float))
+            h.create_dataset("w", data=np.asarray(shard.w, dtype=float))
+            h.create_dataset("labels", data=np.asarray(shard.labels, dtype=LABEL_DTYPE))
+            pred = (np.full(shard.nrows, np.nan) if shard.predictions is None
+                    else np.asarray(shard.predictions, dtype=float))
+            h.create_dataset("predictions", data=pred)
+            h.create_dataset("config_names", data=list(shard.config_names), dtype=str_dt)
+            h.create_dataset("group_names", data=list(shard.group_names), dtype=str_dt)
+            h.attrs.create("column_labels", data=_design_column_labels(result.model, A.shape[1]),
+                           dtype=str_dt)
+            h.attrs.create("row_kinds", data=list(ROW_KINDS), dtype=str_dt)
+            h.attrs["mpisnap_version"] = _version()
+            h.attrs["has_predictions"] = shard.predictions is not None
+            d = getattr(result.model, "descriptor", None)
+            if d is not None:
+                h.attrs.create("elements", data=list(d.elements), dtype=str_dt)
+    return path
+
+
+# -- parity plot ----------------------------------------------------------------------------------
+
+_MAX_POINTS = 60000
+
+
+def _rmse_title(result, shard, kind_index: int) -> str:
+    kind = ROW_KINDS[kind_index]
+    parts = []
+    for split, is_test in (("train", False), ("test", True)):
+        val = None
+        for m in result.metrics or ():
+            if (m.group, m.weighting, m.split, m.kind) == (
+                    "*ALL", "Unweighted", "Testing" if is_test else "Training", kind):
+                val = m.rmse
+        if val is None:
+            sel = (shard.labels["kind"] == kind_index) & (shard.labels["test"] == is_test)
+            if not sel.any():
+                continue
+            r = np.asarray(shard.predictions)[sel] - np.asarray(shard.b)[sel]
+            val = float(np.sqrt(np.mean(r * r)))
+        parts.append(f"{split} {val:.3g}")
+    return f"{kind}: RMSE " + ", ".join(parts) + f" {UNITS[kind]}" if parts else kind
+
+
+def write_parity(result, output_dir: str) -> list[str]:
+    """``<potential>_parity.png``: predicted vs truth (minus reference) per row kind, coloured by
+    group, training ``o`` and testing ``x``; at most 60000 points per panel are drawn (a fixed
+    random subset). Nothing without predictions. matplotlib is used without pyplot (the global
+    backend is left alone)."""
+    shard = result.shard
+    if shard is None or shard.predictions is None or shard.nrows == 0:
+        return []
+    from matplotlib import colormaps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    lab = shard.labels
+    pred = np.asarray(shard.predictions, dtype=float).reshape(-1)
+    truth = np.asarray(shard.b, dtype=float).reshape(-1)
+    kinds = [k for k in range(len(ROW_KINDS)) if np.any(lab["kind"] == k)]
+    if not kinds:
+        return []
+    ngroups = len(shard.group_names)
+    cmap = colormaps["tab10" if ngroups <= 10 else "tab20"]
+    fig = Figure(figsize=(4.8 * len(kinds) + 1.8, 4.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    rng = np.random.default_rng(0)
+    handles: dict[str, Any] = {}
+    for p, k in enumerate(kinds):
+        ax = fig.add_subplot(1, len(kinds), p + 1)
+        idx = np.flatnonzero(lab["kind"] == k)
+        ntot = idx.size
+        if ntot > _MAX_POINTS:
+            idx = np.sort(rng.choice(idx, _MAX_POINTS, replace=False))
+        x, y = truth[idx], pred[idx]
+        fin = np.isfinite(x) & np.isfinite(y)
+        for g in np.unique(lab["group"][idx]):
+            for is_test, marker in ((False, "o"), (True, "x")):
+                sel = fin & (lab["group"][idx] == g) & (lab["test"][idx] == is_test)
+                if not sel.any():
+                    continue
+                name = str(shard.group_names[g]) + (" (test)" if is_test else "")
+                h = ax.scatter(x[sel], y[sel], s=6 if marker == "o" else 10, marker=marker,
+                               color=cmap(int(g) % cmap.N), alpha=0.6, linewidths=0.8,
+                               label=name, rasterized=True)
+                handles.setdefault(name, h)
+        if fin.any():
+            lo = float(min(x[fin].min(), y[fin].min()))
+            hi = float(max(x[fin].max(), y[fin].max()))
+            pad = 0.02 * (hi - lo) if hi > lo else max(abs(hi), 1.0) * 0.02
+            ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="k", lw=0.8, zorder=0)
+        unit = UNITS[ROW_KINDS[k]]
+        ax.set_xlabel(f"truth − reference ({unit})")
+        ax.set_ylabel(f"prediction ({unit})")
+        title = _rmse_title(result, shard, k)
+        if idx.size < ntot:
+            title += f"\n({idx.size} of {ntot} rows shown)"
+        ax.set_title(title, fontsize=9)
+    if handles:
+        fig.legend(list(handles.values()), list(handles.keys()), loc="outside right upper",
+                   fontsize=7, markerscale=2, frameon=False,
+                   ncols=1 if len(handles) <= 24 else 2)
+    path = os.path.join(output_dir, result.settings.outfile.potential + "_parity.png")
+    with atomic_write(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110)
+    return [path]
+
+
+def _enabled_snap(settings) -> bool:
+    return str(settings.outfile.output_style).upper() == "SNAP"
+
+
+def _enabled_dumps(settings) -> bool:
+    ex = settings.extras
+    return bool(ex.dump_descriptors or ex.dump_truth or ex.dump_weights or ex.dump_dataframe)
+
+
+@hookimpl
+def mpisnap_writers():
+    return [
+        Writer("snap", write_snap, _enabled_snap,
+               "LAMMPS pair_style snap files: <potential>.snapcoeff, .snapparam, .mod"),
+        Writer("metrics", write_metrics, lambda settings: True,
+               "metrics table ([OUTFILE] metrics, metrics_style MD/CSV/SSV/JSON)"),
+        Writer("dumps", write_dumps, _enabled_dumps,
+               "[EXTRAS] dump_*: A, b, w and the per-row table as .npy, <potential>_design.h5"),
+        Writer("parity", write_parity, lambda settings: True,
+               "<potential>_parity.png: predicted vs truth per row kind"),
+    ]

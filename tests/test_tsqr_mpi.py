@@ -1,0 +1,55 @@
+"""Real MPI: ``mpiexec -n 3`` runs tests/mpi_scripts/tsqr_check.py (timeout as a deadlock net)."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).parent / "mpi_scripts" / "tsqr_check.py"
+NPROC = 3
+TIMEOUT = 120
+
+
+def _mpiexec() -> str:
+    exe = Path(sys.executable).parent / "mpiexec"
+    if not exe.exists():
+        pytest.skip(f"no mpiexec next to {sys.executable}")
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        pytest.skip("mpi4py is not installed")
+    return str(exe)
+
+
+def _run(extra_env=None):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", **(extra_env or {}))
+    t0 = time.monotonic()
+    proc = subprocess.run([_mpiexec(), "-n", str(NPROC), sys.executable, str(SCRIPT)],
+                          capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    return proc, time.monotonic() - t0
+
+
+def test_tsqr_on_three_ranks_matches_serial_and_agrees_across_ranks():
+    proc, _ = _run()
+    out = proc.stdout
+    assert proc.returncode == 0, f"rc={proc.returncode}\nstdout:\n{out}\nstderr:\n{proc.stderr}"
+    tsqr = dict(re.findall(r"^TSQR rank (\d+) ([0-9a-f]{16})", out, re.M))
+    stream = dict(re.findall(r"^STREAM rank (\d+) ([0-9a-f]{16})", out, re.M))
+    assert sorted(tsqr) == [str(r) for r in range(NPROC)], out
+    assert len(set(tsqr.values())) == 1, tsqr           # bit-identical R, Qᵀb, x on all ranks
+    assert sorted(stream) == sorted(tsqr) and len(set(stream.values())) == 1, stream
+    assert len(re.findall(r"^ERRORPATH rank \d+ ok", out, re.M)) == NPROC, out
+    assert len(re.findall(r"^DONE rank \d+", out, re.M)) == NPROC, out
+
+
+def test_a_failure_on_one_rank_ends_every_rank():
+    proc, elapsed = _run({"TSQR_CHECK_FAIL_RANK": "2"})
+    assert proc.returncode != 0
+    assert "deliberate failure on rank 2" in proc.stderr
+    assert "DONE" not in proc.stdout
+    assert elapsed < TIMEOUT
