@@ -227,7 +227,7 @@ def fit(source, *, overrides: Sequence[str] = (), output_dir: str | os.PathLike 
         sums = metrics_mod.reduce_sums(comm, metrics_mod.partial_sums(shard))
         rows = metrics_mod.metric_rows(sums, shard.group_names)
     result = FitResult(pieces.settings, pieces.model, coef, dict(sol.info), rows, shard,
-                       timer.times, sol.covariance)
+                       timer.times, sol.covariance, reference=pieces.reference)
     if write and comm.rank == 0:
         out = os.fspath(output_dir) if output_dir is not None else os.getcwd()
         with timer("outputs"):

@@ -78,6 +78,36 @@ class FitResult:
     timings: dict[str, float] = field(default_factory=dict)
     covariance: np.ndarray | None = None
     files: list[str] = field(default_factory=list)
+    reference: Any = None
+
+    def predict(self, atoms=None, *, positions=None, cell=None, pbc=True, symbols=None) -> dict:
+        """Energy (eV), forces (N, 3) eV/Å and stress (3, 3) bar (pressure convention, periodic
+        cells only) of a structure: the fitted model plus the reference potential, on the scale
+        of the training data (ESHIFT removed again). ``atoms`` is an ``ase.Atoms`` or give
+        ``positions``, ``cell``, ``pbc`` and ``symbols``."""
+        from .records import Configuration
+
+        if atoms is not None:
+            positions, cell, pbc = atoms.get_positions(), np.array(atoms.get_cell()), atoms.get_pbc()
+            symbols = atoms.get_chemical_symbols()
+        pbc = tuple(bool(x) for x in np.broadcast_to(np.asarray(pbc, bool), (3,)))
+        n = len(symbols)
+        cfg = Configuration("predict", "", np.asarray(positions, float),
+                            np.zeros((3, 3)) if cell is None else np.asarray(cell, float), pbc,
+                            tuple(symbols), 0.0, np.zeros((n, 3)), np.zeros((3, 3)))
+        desc = self.model.descriptor.compute(positions=cfg.positions, cell=cfg.cell, pbc=pbc,
+                                             symbols=cfg.symbols)
+        ref = self.reference.compute(cfg) if self.reference is not None else None
+        eshift = float(sum(self.settings.eshift[x] for x in cfg.symbols))
+        A, _, kind, _, comp = self.model.rows(cfg, desc, None, 0.0)
+        y = A @ self.coefficients
+        out = {"energy": n * y[kind == 0][0] - eshift + (ref.energy if ref else 0.0),
+               "forces": y[kind == 1].reshape(n, 3) + (ref.forces if ref else 0.0)}
+        if np.any(kind == 2):
+            vol = cfg.volume
+            s = y[kind == 2] + (np.asarray(ref.virial) * 1.6021765e6 / vol if ref else 0.0)
+            out["stress"] = np.array([[s[0], s[5], s[4]], [s[5], s[1], s[3]], [s[4], s[3], s[2]]])
+        return out
 
     def metric(self, group: str = "*ALL", weighting: str = "Unweighted", split: str = "Training",
                kind: str = "Energy") -> MetricRow:

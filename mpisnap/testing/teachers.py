@@ -99,10 +99,10 @@ def structures(t: Teacher, n: int, seed: int = 0):
         else:
             at = bulk("InP", "zincblende", a=t.a, cubic=True)
             at.set_chemical_symbols(["In" if s == "In" else "P" for s in at.get_chemical_symbols()])
-            if k % 3 == 2:  # some antisites for chemical diversity
+            if k % 2:  # antisites for chemical diversity (all element triples must occur)
                 syms = at.get_chemical_symbols()
-                i = int(rng.integers(len(syms)))
-                syms[i] = "P" if syms[i] == "In" else "In"
+                for i in rng.choice(len(syms), size=1 + k % 3, replace=False):
+                    syms[i] = "P" if syms[i] == "In" else "In"
                 at.set_chemical_symbols(syms)
         F = np.eye(3) + rng.normal(scale=0.03, size=(3, 3))
         at.set_cell(np.array(at.cell) @ F.T, scale_atoms=True)
@@ -167,7 +167,7 @@ def write_dataset(t: Teacher, folder, n: int = 12, seed: int = 0) -> Path:
              "[PATH]", "dataPath = JSON", "",
              "[OUTFILE]", f"metrics = {t.name}_metrics.md", f"potential = {t.name}_fit", ""]
     if bzero:  # β0 cannot be fitted: remove it from the labels through the energy shift
-        lines += ["[ESHIFT]"] + [f"{e} = {-coeff[e][0]!r}" for e in t.elements] + [""]
+        lines += ["[ESHIFT]"] + [f"{e} = {-float(coeff[e][0])!r}" for e in t.elements] + [""]
     if t.zbl is not None:
         inner, outer, zs = t.zbl
         lines += ["[REFERENCE]", "units = metal", "atom_style = atomic",
