@@ -231,8 +231,68 @@ def fit(source, *, overrides: Sequence[str] = (), output_dir: str | os.PathLike 
     if write and comm.rank == 0:
         out = os.fspath(output_dir) if output_dir is not None else os.getcwd()
         with timer("outputs"):
-            for writer in pieces.registry.all("writers"):
-                if writer.enabled(pieces.settings):
-                    result.files += [os.fspath(p) for p in writer.write(result, out)]
+            result.files = _write_outputs(result, out, pieces, t_start)
     result.timings["total"] = time.perf_counter() - t_start
     return result
+
+
+def _write_outputs(result: FitResult, out: str, pieces: Pieces, t_start: float) -> list[str]:
+    """Run the writer plugins into a staging folder inside ``out`` and move their files into
+    place only when all of them succeeded: a failed run leaves no partial set of outputs."""
+    import shutil
+    import tempfile
+
+    os.makedirs(out, exist_ok=True)
+    stage = tempfile.mkdtemp(prefix=".mpisnap-staging-", dir=out)
+    try:
+        staged: list[str] = []
+        for writer in pieces.registry.all("writers"):
+            if writer.enabled(pieces.settings):
+                staged += [os.fspath(p) for p in writer.write(result, stage)]
+        result.files = [os.path.join(out, os.path.relpath(p, stage)) for p in staged]
+        result.timings["total"] = time.perf_counter() - t_start
+        staged.append(write_run_log(result, stage, pieces))
+        final = []
+        for p in staged:
+            dest = os.path.join(out, os.path.relpath(p, stage))
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            os.replace(p, dest)
+            final.append(dest)
+        return final
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def write_run_log(result: FitResult, output_dir: str, pieces: Pieces) -> str:
+    """``<potential>.log``: what ran, on what, stage timings and the headline errors."""
+    import json
+    import platform
+
+    from . import __version__
+    from . import _core
+    from .io import atomic_write
+
+    s = result.settings
+    lines = [f"mpisnap {__version__} (kernel {_core.kernel_isa()}, python {platform.python_version()})",
+             f"input: {s.source}",
+             f"model form: {result.model.name} ({result.model.ncols} columns); solver: "
+             f"{pieces.solver.name}; reader: {pieces.reader.name}; reference: "
+             f"{type(pieces.reference).__name__ if pieces.reference is not None else 'none'}",
+             f"rows: {result.shard.nrows if result.shard is not None else 0} on rank 0",
+             "stage timings (s):"]
+    lines += [f"  {k:<14s} {v:10.3f}" for k, v in result.timings.items()]
+    info = {k: v for k, v in result.solve_info.items() if np.ndim(v) == 0}
+    lines.append("solver info: " + json.dumps(info, default=float))
+    lines.append("metrics (*ALL, unweighted, training):")
+    for m in result.metrics:
+        if m.group == "*ALL" and m.weighting == "Unweighted" and m.split == "Training":
+            lines.append(f"  {m.kind:<7s} n={m.ncount} mae={m.mae:.6g} rmse={m.rmse:.6g} rsq={m.rsq:.6g}")
+    if s.notices:
+        lines.append("notices:")
+        lines += [f"  {n}" for n in s.notices]
+    lines.append("files: " + " ".join(os.path.basename(f) for f in result.files)
+                 + f" {os.path.basename(s.outfile.potential)}.log")
+    path = os.path.join(output_dir, s.outfile.potential + ".log")
+    with atomic_write(path) as fh:
+        fh.write("\n".join(lines) + "\n")
+    return path
