@@ -65,9 +65,11 @@ def mpisnap_model_forms() -> Iterable[ModelForm]:
         from mpisnap.records import ModelForm
 
         class NoDiagonal(LinearSNAP):
+            name = "quadratic-nodiag"
+
             def column_mask(self):
                 mask = super().column_mask()
-                mask[self.diagonal_columns()] = 0.0
+                mask[:, self.diagonal_columns()] = 0.0
                 return mask
 
         @hookimpl
@@ -82,15 +84,16 @@ def mpisnap_model_forms() -> Iterable[ModelForm]:
 def mpisnap_solvers() -> Iterable[Solver]:
     """Solvers of the compressed linear system, selected by ``[SOLVER] solver``.
 
-    ``solve(R, qb, settings)`` minimises ``|R x - qb|^2`` (R upper triangular from the QR of the
-    weighted training rows: ``|W(Ax - b)|^2 = |Rx - qb|^2 + const``). Example — Tikhonov with a
-    fixed strength::
+    ``solve(R, qb, settings, *, nrows=None, rnorm2=0.0)`` minimises ``|R x - qb|^2`` (R upper
+    triangular from the QR of the weighted training rows: ``|W(Ax - b)|^2 = |Rx - qb|^2 +
+    rnorm2``; ``nrows`` is the number of training rows over all ranks). Example — Tikhonov with
+    a fixed strength::
 
         import numpy as np
         from mpisnap import hookimpl
         from mpisnap.records import SolveResult, Solver
 
-        def solve(R, qb, settings):
+        def solve(R, qb, settings, *, nrows=None, rnorm2=0.0):
             n = R.shape[1]
             M = np.vstack([R, 1e-6 * np.eye(n)])
             x = np.linalg.lstsq(M, np.concatenate([qb, np.zeros(n)]), rcond=None)[0]

@@ -40,11 +40,15 @@ def get_plugin_manager(autoload: bool | None = None, plugins: Iterable[Any] = ()
         pm.register(importlib.import_module(name), name=name)
     if autoload is None:
         autoload = os.environ.get(DISABLE_AUTOLOAD, "") in ("", "0")
-    if autoload:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-    for p in plugins:
-        pm.register(p)
-    pm.check_pending()
+    try:
+        if autoload:
+            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        for p in plugins:
+            pm.register(p)
+        pm.check_pending()
+    except (ImportError, pluggy.PluginValidationError) as exc:
+        raise PluginError(f"a plugin failed to load ({type(exc).__name__}: {exc}); set "
+                          f"{DISABLE_AUTOLOAD}=1 to run with the built-ins only") from None
     return pm
 
 
@@ -90,10 +94,18 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
         items[family] = {}
         for impl in getattr(pm.hook, hook).get_hookimpls():
             provider = pm.get_name(impl.plugin) or repr(impl.plugin)
-            for rec in impl.function() or ():
+            out = impl.function()
+            try:
+                recs = list(() if out is None else out)
+            except TypeError:
+                raise PluginError(f"plugin {provider!r}: {hook} must return a list of "
+                                  f"{cls.__name__} records, got {type(out).__name__}") from None
+            for rec in recs:
                 if not isinstance(rec, cls):
                     raise PluginError(f"plugin {provider!r}: {hook} returned {type(rec).__name__},"
                                       f" expected {cls.__name__}")
+                if not isinstance(rec.name, str) or not rec.name.strip():
+                    raise PluginError(f"plugin {provider!r}: {hook} returned a record without a name")
                 key = rec.name.lower()
                 if key in items[family]:
                     raise PluginError(f"{_LABEL[family]} {rec.name!r} is provided twice: by "

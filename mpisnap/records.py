@@ -92,9 +92,10 @@ class SolveResult:
 
 @dataclass(frozen=True)
 class Solver:
-    """A solver plugin. ``solve(R, qb, settings)`` minimises ``|R x - qb|^2`` (+ its penalty) for
-    the upper-triangular R and Qᵀb of the weighted training rows and returns a
-    :class:`SolveResult`. ``kinds`` says which model kinds it serves; ``name`` is what
+    """A solver plugin. ``solve(R, qb, settings, *, nrows=None, rnorm2=0.0)`` minimises
+    ``|R x - qb|^2`` (+ its penalty) for the upper-triangular R and Qᵀb of the weighted training
+    rows (``nrows`` training rows in all, ``rnorm2`` the squared residual outside range(R)) and
+    returns a :class:`SolveResult`. ``kinds`` says which model kinds it serves; ``name`` is what
     ``[SOLVER] solver`` selects (case-insensitive)."""
 
     name: str
