@@ -21,7 +21,6 @@ import types
 from pathlib import Path
 
 import numpy as np
-import pluggy
 import pytest
 
 import mpisnap
