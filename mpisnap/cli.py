@@ -86,13 +86,17 @@ def _summary(result) -> str:
     return "\n".join(lines)
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip()) or type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "plugins":
         try:
             return _cmd_plugins()
         except USER_ERRORS as exc:
-            print(f"mpisnap: error: {exc}", file=sys.stderr)
+            print(f"mpisnap: error: {_one_line(exc)}", file=sys.stderr)
             return 2
     from .comm import world
 
@@ -106,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except USER_ERRORS as exc:
         where = f" (rank {comm.rank})" if comm.size > 1 else ""
-        print(f"mpisnap: error{where}: {exc}", file=sys.stderr, flush=True)
+        print(f"mpisnap: error{where}: {_one_line(exc)}", file=sys.stderr, flush=True)
         if comm.size > 1:
             comm.Abort(2)
         return 2

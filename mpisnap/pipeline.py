@@ -89,16 +89,55 @@ def prepare(source, overrides: Sequence[str] = (), plugins: Iterable[Any] = (),
             autoload: bool | None = None, threads: int | None = None) -> Pieces:
     settings = source if isinstance(source, Settings) else load_settings(source, overrides)
     registry = build_registry(get_plugin_manager(autoload, plugins))
-    form = _choose_model_form(registry, settings)
-    solver = registry.get("solvers", settings.solver.solver, what="[SOLVER] solver")
-    if form.kind not in solver.kinds:
-        raise PluginError(f"[SOLVER] solver: {solver.name!r} does not fit {form.kind} models "
-                          f"(model form {form.name!r})")
-    reader = registry.get("readers", settings.scraper.scraper, what="[SCRAPER] scraper")
-    ref_rec = _choose_reference(registry, settings)
-    model = form.factory(settings, threads=threads) if threads else form.factory(settings)
-    reference = ref_rec.factory(settings) if ref_rec is not None else None
+    try:
+        form = _choose_model_form(registry, settings)
+        solver = registry.get("solvers", settings.solver.solver, what="[SOLVER] solver")
+        if form.kind not in solver.kinds:
+            raise PluginError(f"[SOLVER] solver: {solver.name!r} does not fit {form.kind} models "
+                              f"(model form {form.name!r})")
+        reader = registry.get("readers", settings.scraper.scraper, what="[SCRAPER] scraper")
+        ref_rec = _choose_reference(registry, settings)
+        model = form.factory(settings, threads=threads) if threads else form.factory(settings)
+        reference = ref_rec.factory(settings) if ref_rec is not None else None
+    except ValueError as exc:
+        # "[SECTION] key: problem" -> "<file>: [SECTION] key: problem", as settings errors read
+        if len(exc.args) == 1 and str(exc.args[0]).startswith("["):
+            exc.args = (f"{os.path.basename(settings.source) or settings.source}: {exc.args[0]}",)
+        raise
     return Pieces(settings, registry, model, solver, reader, reference)
+
+
+@contextmanager
+def _naming(name: str):
+    """A ValueError or OSError raised while reading or computing configuration ``name`` becomes
+    a one-line :class:`FitError` that names it (unless the message already does)."""
+    try:
+        yield
+    except (ValueError, OSError) as exc:
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        raise FitError(msg if name in msg else f"{name}: {msg}") from exc
+
+
+def _load(reader, ref, types: Sequence[str]) -> Configuration:
+    with _naming(ref.name):
+        c = reader.load(ref)
+        unknown = sorted(set(c.symbols) - set(types))
+        if unknown:
+            raise FitError(f"element {unknown[0]!r} is not in [BISPECTRUM] type "
+                           f"({' '.join(types)})")
+    return c
+
+
+def _descriptors(descriptor, batch: Sequence[Configuration]) -> list:
+    """Descriptors of a batch; an error names the configuration that caused it."""
+    kw = [dict(positions=c.positions, cell=c.cell, pbc=c.pbc, symbols=c.symbols) for c in batch]
+    try:
+        return descriptor.compute_batch(kw)
+    except ValueError:
+        for c, k in zip(batch, kw):  # find the culprit, one by one
+            with _naming(c.name):
+                descriptor.compute(**k)
+        raise
 
 
 def build_shard(comm, pieces: Pieces, *, progress: bool = False, timer: Timer | None = None,
@@ -117,7 +156,8 @@ def build_shard(comm, pieces: Pieces, *, progress: bool = False, timer: Timer | 
         if comm.size > 1:
             log.info("partition: %d configurations over %d ranks, cost imbalance %.1f%%",
                      len(entries), comm.size, 100 * imbalance(costs, owner, comm.size))
-        configs: list[Configuration] = [reader.load(entries[i].ref) for i in mine]
+        types = settings.bispectrum.type
+        configs: list[Configuration] = [_load(reader, entries[i].ref, types) for i in mine]
     group_names = [g.name for g in settings.groups]
     gindex = {g: k for k, g in enumerate(group_names)}
     config_names = [e.ref.name for e in entries]
@@ -131,18 +171,20 @@ def build_shard(comm, pieces: Pieces, *, progress: bool = False, timer: Timer | 
         for c0 in range(0, len(configs), chunk):
             batch = configs[c0:c0 + chunk]
             with timer("reference"):
-                refs = [pieces.reference.compute(c) if pieces.reference is not None else None
-                        for c in batch]
+                refs = []
+                for c in batch:
+                    with _naming(c.name):
+                        refs.append(pieces.reference.compute(c)
+                                    if pieces.reference is not None else None)
             with timer("descriptors"):
-                descs = model.descriptor.compute_batch(
-                    [dict(positions=c.positions, cell=c.cell, pbc=c.pbc, symbols=c.symbols)
-                     for c in batch])
+                descs = _descriptors(model.descriptor, batch)
             with timer("design matrix"):
                 for k, (c, d, r) in enumerate(zip(batch, descs, refs)):
                     entry = entries[mine[c0 + k]]
                     es = float(sum(eshift[s] for s in c.symbols))
-                    A, b, kind, atom, comp = model.rows(c, d, r, es, kinds)
-                    we, wf, wv = entry.row_weights(c.natoms)
+                    with _naming(c.name):
+                        A, b, kind, atom, comp = model.rows(c, d, r, es, kinds)
+                        we, wf, wv = entry.row_weights(c.natoms)
                     w = np.choose(kind, [we, wf, wv]).astype(float)
                     lab = np.empty(len(b), LABEL_DTYPE)
                     lab["config"] = mine[c0 + k]
