@@ -97,3 +97,10 @@ def test_atoms_on_top_of_each_other_in_a_tiny_cell(d):
     cell = np.diag([0.2, 0.2, 0.2])
     with pytest.raises(ValueError, match="neighbours within the cutoff"):
         d.compute(positions=np.zeros((1, 3)), cell=cell, pbc=True, types=[0])
+
+
+def test_atoms_on_top_of_each_other(d, s):
+    pos = s.positions.copy()
+    pos[5] = pos[2]
+    with pytest.raises(ValueError, match="atom 2 sits on atom 5"):
+        d.compute(**{**s.kwargs(), "positions": pos})

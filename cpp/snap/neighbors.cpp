@@ -135,6 +135,7 @@ NeighborList build_neighbors(const Tables& t, const Config& c, int nthreads) {
   // Ghost images near the home cell.
   std::vector<double> gx;
   std::vector<int32_t> gown;
+  std::vector<char> ghome;  // the atom itself, unshifted
   for (int s0 = -nimg[0]; s0 <= nimg[0]; ++s0)
     for (int s1 = -nimg[1]; s1 <= nimg[1]; ++s1)
       for (int s2 = -nimg[2]; s2 <= nimg[2]; ++s2) {
@@ -148,6 +149,7 @@ NeighborList build_neighbors(const Tables& t, const Config& c, int nthreads) {
             }
           if (!keep) continue;
           gown.push_back(j);
+          ghome.push_back(s0 == 0 && s1 == 0 && s2 == 0);
           for (int a = 0; a < 3; ++a)
             gx.push_back(x[3 * j + a] + s0 * basis[0][a] + s1 * basis[1][a] + s2 * basis[2][a]);
         }
@@ -199,6 +201,7 @@ NeighborList build_neighbors(const Tables& t, const Config& c, int nthreads) {
   // No real structure has this many neighbours per atom: refuse instead of exhausting memory.
   const size_t max_neighbours = 20000;
   bool too_many = false;
+  int64_t overlap_i = -1, overlap_m = -1;
   std::vector<std::vector<int64_t>> found(N);
 #pragma omp parallel for schedule(dynamic, 64) num_threads(nthreads)
   for (int i = 0; i < N; ++i) {
@@ -219,6 +222,13 @@ NeighborList build_neighbors(const Tables& t, const Config& c, int nthreads) {
             double r2 = dx * dx + dy * dy + dz * dz;
             double rcut = (p.radelem[ti] + p.radelem[c.types[m]]) * rcf;
             if (r2 > 1e-20 && r2 < rcut * rcut) out.push_back(g);
+            if (r2 <= 1e-20 && !(m == i && ghome[g])) {
+#pragma omp critical(snap_overlap)
+              if (overlap_i < 0 || i < overlap_i) {
+                overlap_i = i;
+                overlap_m = m;
+              }
+            }
             if (out.size() > max_neighbours) break;
           }
           if (out.size() > max_neighbours) {
@@ -236,6 +246,12 @@ NeighborList build_neighbors(const Tables& t, const Config& c, int nthreads) {
     });
   }
 
+  if (overlap_i >= 0)
+    throw std::invalid_argument(
+        "atom " + std::to_string(overlap_i) + " sits on " +
+        (overlap_m == overlap_i ? std::string("a periodic image of itself")
+                                : "atom " + std::to_string(overlap_m)) +
+        " (distance below 1e-10 Å)");
   if (too_many)
     throw std::invalid_argument("an atom has more than " + std::to_string(max_neighbours) +
                                 " neighbours within the cutoff (atoms on top of each other, or a"
