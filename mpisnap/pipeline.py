@@ -24,7 +24,7 @@ from .results import LABEL_DTYPE, DesignShard, FitResult
 from .settings import Settings, load_settings
 from .tsqr import StreamingR
 
-__all__ = ["fit", "build_shard", "solve_shard", "FitError"]
+__all__ = ["fit", "plan", "iter_blocks", "build_shard", "solve_shard", "agree", "FitError"]
 
 log = logging.getLogger("mpisnap")
 
@@ -140,36 +140,58 @@ def _descriptors(descriptor, batch: Sequence[Configuration]) -> list:
         raise
 
 
-def build_shard(comm, pieces: Pieces, *, progress: bool = False, timer: Timer | None = None,
-                chunk: int = 64) -> DesignShard:
-    """Read this rank's configurations and compute their design rows."""
-    timer = timer or Timer()
+@dataclass
+class Plan:
+    """Which configurations this rank computes, and the global names its labels index."""
+
+    entries: list
+    mine: np.ndarray
+    config_names: list[str]
+    group_names: list[str]
+
+
+def plan(comm, pieces: Pieces) -> Plan:
+    """List the training set (identically on every rank) and assign configurations to ranks by
+    estimated cost. The cost proxy is the data file's size, which grows with the atoms it holds
+    (the neighbour count per atom is similar within a data set); each rank then reads only its
+    own configurations."""
+    settings = pieces.settings
+    entries = training_set(settings, pieces.reader)
+    if not entries:
+        raise FitError("no training configurations: check [PATH] dataPath and [GROUPS]")
+    sizes: dict[str, float] = {}
+    costs = []
+    for e in entries:
+        if e.ref.source not in sizes:
+            sizes[e.ref.source] = (max(1.0, float(os.path.getsize(e.ref.source)))
+                                   if os.path.exists(e.ref.source) else 1.0)
+        per_file = sum(1 for x in entries if x.ref.source == e.ref.source) if e.ref.index else 1
+        costs.append(sizes[e.ref.source] / per_file)
+    owner = assign(costs, comm.size)
+    if comm.size > 1 and comm.rank == 0:
+        log.info("partition: %d configurations over %d ranks, cost imbalance %.1f%%",
+                 len(entries), comm.size, 100 * imbalance(costs, owner, comm.size))
+    return Plan(entries, np.flatnonzero(owner == comm.rank), [e.ref.name for e in entries],
+                [g.name for g in settings.groups])
+
+
+def iter_blocks(pieces: Pieces, pl: Plan, *, timer: Timer, progress: bool = False,
+                chunk: int = 64):
+    """Design rows of this rank's configurations, one ``(A, b, w, labels)`` block per
+    configuration, reading and computing ``chunk`` configurations at a time (nothing is kept
+    between chunks)."""
     settings, model, reader = pieces.settings, pieces.model, pieces.reader
-    with timer("read"):
-        entries = training_set(settings, reader)
-        if not entries:
-            raise FitError("no training configurations: check [PATH] dataPath and [GROUPS]")
-        costs = [max(1.0, float(os.path.getsize(e.ref.source))) if os.path.exists(e.ref.source)
-                 else 1.0 for e in entries]
-        owner = assign(costs, comm.size)
-        mine = np.flatnonzero(owner == comm.rank)
-        if comm.size > 1:
-            log.info("partition: %d configurations over %d ranks, cost imbalance %.1f%%",
-                     len(entries), comm.size, 100 * imbalance(costs, owner, comm.size))
-        types = settings.bispectrum.type
-        configs: list[Configuration] = [_load(reader, entries[i].ref, types) for i in mine]
-    group_names = [g.name for g in settings.groups]
-    gindex = {g: k for k, g in enumerate(group_names)}
-    config_names = [e.ref.name for e in entries]
+    gindex = {g: k for k, g in enumerate(pl.group_names)}
     eshift = settings.eshift
     calc = settings.calculator
     kinds = (bool(calc.energy), bool(calc.force), bool(calc.stress))
-
-    blocks = []
-    bar = _progress(len(configs), progress and comm.rank == 0)
+    types = settings.bispectrum.type
+    bar = _progress(len(pl.mine), progress)
     try:
-        for c0 in range(0, len(configs), chunk):
-            batch = configs[c0:c0 + chunk]
+        for c0 in range(0, len(pl.mine), chunk):
+            idx = pl.mine[c0:c0 + chunk]
+            with timer("read"):
+                batch = [_load(reader, pl.entries[i].ref, types) for i in idx]
             with timer("reference"):
                 refs = []
                 for c in batch:
@@ -178,38 +200,75 @@ def build_shard(comm, pieces: Pieces, *, progress: bool = False, timer: Timer | 
                                     if pieces.reference is not None else None)
             with timer("descriptors"):
                 descs = _descriptors(model.descriptor, batch)
-            with timer("design matrix"):
-                for k, (c, d, r) in enumerate(zip(batch, descs, refs)):
-                    entry = entries[mine[c0 + k]]
+            for i, c, d, r in zip(idx, batch, descs, refs):
+                with timer("design matrix"):
+                    entry = pl.entries[i]
                     es = float(sum(eshift[s] for s in c.symbols))
                     with _naming(c.name):
                         A, b, kind, atom, comp = model.rows(c, d, r, es, kinds)
                         we, wf, wv = entry.row_weights(c.natoms)
                     w = np.choose(kind, [we, wf, wv]).astype(float)
                     lab = np.empty(len(b), LABEL_DTYPE)
-                    lab["config"] = mine[c0 + k]
+                    lab["config"] = i
                     lab["group"] = gindex[entry.ref.group]
                     lab["kind"] = kind
                     lab["atom"] = atom
                     lab["component"] = comp
                     lab["test"] = entry.test
-                    blocks.append((A, b, w, lab))
+                yield A, b, w, lab
             bar.update(len(batch))
     finally:
         bar.close()
+
+
+def build_shard(comm, pieces: Pieces, *, progress: bool = False, timer: Timer | None = None,
+                chunk: int = 64, pl: Plan | None = None) -> DesignShard:
+    """Read this rank's configurations and compute their design rows (this rank's shard)."""
+    timer = timer or Timer()
+    if pl is None:
+        with timer("read"):
+            pl = plan(comm, pieces)
+    blocks = list(iter_blocks(pieces, pl, timer=timer, progress=progress, chunk=chunk))
     with timer("design matrix"):
         nrows = sum(len(blk[1]) for blk in blocks)
-        A = np.empty((nrows, model.ncols))
+        A = np.empty((nrows, pieces.model.ncols))
         b = np.empty(nrows)
         w = np.empty(nrows)
         lab = np.empty(nrows, LABEL_DTYPE)
         r = 0
+        blocks.reverse()
         while blocks:  # fill and drop block by block: peak ≈ |A| + one configuration
-            Ab, bb, wb, lb = blocks.pop(0)
+            Ab, bb, wb, lb = blocks.pop()
             n = len(bb)
             A[r:r + n], b[r:r + n], w[r:r + n], lab[r:r + n] = Ab, bb, wb, lb
             r += n
-    return DesignShard(A, b, w, lab, config_names, group_names)
+    return DesignShard(A, b, w, lab, pl.config_names, pl.group_names)
+
+
+def agree(comm, fn, *args, **kwargs):
+    """Run ``fn`` on every rank; if it raises on any rank, every rank raises the error of the
+    lowest failing rank (a user error stays a user error), so no rank waits forever in the next
+    collective. With one process the original exception propagates unchanged."""
+    err, out = None, None
+    try:
+        out = fn(*args, **kwargs)
+    except (ValueError, OSError) as exc:
+        err = exc
+    except Exception as exc:  # a bug: still tell the other ranks, then re-raise here
+        err = exc
+    if comm.size == 1:
+        if err is not None:
+            raise err
+        return out
+    msgs = comm.allgather(None if err is None else (isinstance(err, (ValueError, OSError)),
+                                                   " ".join(str(err).split()) or type(err).__name__))
+    bad = [(r, m) for r, m in enumerate(msgs) if m is not None]
+    if bad:
+        rank, (user, msg) = bad[0]
+        if err is not None and rank == comm.rank and not user:
+            raise err
+        raise FitError(f"rank {rank}: {msg}") if user else RuntimeError(f"rank {rank}: {msg}")
+    return out
 
 
 class _NoBar:
@@ -235,13 +294,7 @@ def solve_shard(comm, shard: DesignShard, pieces: Pieces, *, block_rows: int = 2
     for s in range(0, len(train), block_rows):  # bounded extra memory: one block at a time
         idx = train[s:s + block_rows]
         acc.add(shard.A[idx], shard.b[idx], shard.w[idx])
-    R, qb, rnorm2 = acc.finalize(comm)
-    nrows = comm.allreduce(int(len(train)))
-    if nrows == 0:
-        raise FitError("no training rows (every group has training_size 0 or no labels)")
-    if not (np.all(np.isfinite(R)) and np.all(np.isfinite(qb))):
-        raise FitError("the design matrix or truth contains NaN or infinite values")
-    return pieces.solver.solve(R, qb, pieces.settings, nrows=nrows, rnorm2=rnorm2)
+    return _solve(comm, acc, pieces)
 
 
 def fit(source, *, overrides: Sequence[str] = (), output_dir: str | os.PathLike | None = None,
@@ -252,22 +305,64 @@ def fit(source, *, overrides: Sequence[str] = (), output_dir: str | os.PathLike 
 
     ``overrides`` are ``"SECTION.key=value"`` strings; ``output_dir`` (default: the current
     folder) receives the files of the writer plugins when ``write`` is true (rank 0 only);
-    ``comm`` is an mpi4py communicator or None for one process; ``plugins`` are extra plugin
-    objects registered for this fit.
+    ``comm`` is an mpi4py communicator or None for one process (every rank must call ``fit``
+    with the same arguments); ``plugins`` are extra plugin objects registered for this fit.
+    An error on any rank raises on every rank (the lowest failing rank's message).
     """
     comm = comm if comm is not None else SerialComm()
     timer = Timer()
     t_start = time.perf_counter()
     with timer("setup"):
         pieces = prepare(source, overrides, plugins, autoload, threads)
-    shard = build_shard(comm, pieces, progress=progress, timer=timer)
-    with timer("solve"):
-        sol = solve_shard(comm, shard, pieces)
-        coef = pieces.model.symmetrize(sol.coefficients)
+    with timer("read"):
+        pl = agree(comm, plan, comm, pieces)
+    show = progress and comm.rank == 0
+    if pieces.settings.memory.stream:
+        shard = None
+        acc = StreamingR(pieces.model.ncols)
+
+        def fold():
+            for A, b, w, lab in iter_blocks(pieces, pl, timer=timer, progress=show):
+                t = ~lab["test"]
+                acc.add(A[t], b[t], w[t])
+
+        agree(comm, fold)
+        with timer("solve"):
+            sol = _solve(comm, acc, pieces)
+            coef = pieces.model.symmetrize(sol.coefficients)
+
+        def second_pass():  # metrics from recomputed rows; nothing is kept
+            total = None
+            for A, b, w, lab in iter_blocks(pieces, pl, timer=timer):
+                part = DesignShard(A, b, w, lab, pl.config_names, pl.group_names, A @ coef)
+                s = metrics_mod.partial_sums(part)
+                total = s if total is None else total + s
+            return total
+
+        sums = agree(comm, second_pass)
+        with timer("evaluate"):
+            if sums is None:
+                sums = metrics_mod.partial_sums(DesignShard(
+                    np.zeros((0, pieces.model.ncols)), np.zeros(0), np.zeros(0),
+                    np.zeros(0, LABEL_DTYPE), pl.config_names, pl.group_names, np.zeros(0)))
+    else:
+        shard = agree(comm, build_shard, comm, pieces, progress=show, timer=timer, pl=pl)
+        with timer("solve"):
+            acc = StreamingR(shard.A.shape[1])
+            train = np.flatnonzero(shard.train)
+            for s0 in range(0, len(train), 20000):  # bounded extra memory: one block at a time
+                i = train[s0:s0 + 20000]
+                acc.add(shard.A[i], shard.b[i], shard.w[i])
+            sol = _solve(comm, acc, pieces)
+            coef = pieces.model.symmetrize(sol.coefficients)
+        with timer("evaluate"):
+            shard.predictions = shard.A @ coef
+            sums = metrics_mod.partial_sums(shard)
     with timer("evaluate"):
-        shard.predictions = shard.A @ coef
-        sums = metrics_mod.reduce_sums(comm, metrics_mod.partial_sums(shard))
-        rows = metrics_mod.metric_rows(sums, shard.group_names)
+        sums = metrics_mod.reduce_sums(comm, sums)
+        rows = metrics_mod.metric_rows(sums, pl.group_names)
+        if shard is not None and comm.size > 1:
+            shard = _gather_rows(comm, shard)
     result = FitResult(pieces.settings, pieces.model, coef, dict(sol.info), rows, shard,
                        timer.times, sol.covariance, reference=pieces.reference)
     if write and comm.rank == 0:
@@ -276,6 +371,29 @@ def fit(source, *, overrides: Sequence[str] = (), output_dir: str | os.PathLike 
             result.files = _write_outputs(result, out, pieces, t_start)
     result.timings["total"] = time.perf_counter() - t_start
     return result
+
+
+def _solve(comm, acc: StreamingR, pieces: Pieces):
+    """Cross-rank combine of the R factors (every rank gets the same R), then the solver plugin
+    on the compressed system (identical on every rank, so errors are too)."""
+    R, qb, rnorm2 = acc.finalize(comm)
+    nrows = acc.total_rows
+    if nrows == 0:
+        raise FitError("no training rows (every group has training_size 0 or no labels)")
+    if not (np.all(np.isfinite(R)) and np.all(np.isfinite(qb))):
+        raise FitError("the design matrix or truth contains NaN or infinite values")
+    return pieces.solver.solve(R, qb, pieces.settings, nrows=nrows, rnorm2=rnorm2)
+
+
+def _gather_rows(comm, shard: DesignShard) -> DesignShard | None:
+    """Rank 0 gets every rank's per-row table (labels, truth, weight, prediction; a few bytes per
+    row) for the parity plot and row dumps — never the design matrix itself (``A`` is None there;
+    the descriptor store writes A per rank)."""
+    parts = comm.gather((shard.b, shard.w, shard.labels, shard.predictions), root=0)
+    if comm.rank != 0:
+        return None
+    b, w, lab, pred = (np.concatenate([p[k] for p in parts]) for k in range(4))
+    return DesignShard(None, b, w, lab, shard.config_names, shard.group_names, pred)
 
 
 def _write_outputs(result: FitResult, out: str, pieces: Pieces, t_start: float) -> list[str]:
@@ -320,7 +438,7 @@ def write_run_log(result: FitResult, output_dir: str, pieces: Pieces) -> str:
              f"model form: {result.model.name} ({result.model.ncols} columns); solver: "
              f"{pieces.solver.name}; reader: {pieces.reader.name}; reference: "
              f"{type(pieces.reference).__name__ if pieces.reference is not None else 'none'}",
-             f"rows: {result.shard.nrows if result.shard is not None else 0} on rank 0",
+             f"rows: {len(result.shard.b) if result.shard is not None else 'streamed'}",
              "stage timings (s):"]
     lines += [f"  {k:<14s} {v:10.3f}" for k, v in result.timings.items()]
     info = {k: v for k, v in result.solve_info.items() if np.ndim(v) == 0}

@@ -24,7 +24,8 @@ LABEL_DTYPE = np.dtype([("config", np.int32), ("group", np.int16), ("kind", np.i
 class DesignShard:
     """The design-matrix rows one rank owns (FitSNAP layout, see the README).
 
-    ``A`` (nrows, ncols) unweighted; ``b`` truth minus reference (and ESHIFT); ``w`` row weights
+    ``A`` (nrows, ncols) unweighted (None in the per-row table rank 0 gathers in a parallel
+    run); ``b`` truth minus reference (and ESHIFT); ``w`` row weights
     (the fit minimises Σ_train (w (A x - b))²); ``labels`` a structured array of
     :data:`LABEL_DTYPE`; ``config_names`` and ``group_names`` resolve its indices (global lists,
     identical on every rank)."""
@@ -39,7 +40,7 @@ class DesignShard:
 
     @property
     def nrows(self) -> int:
-        return int(self.A.shape[0])
+        return int(len(self.b))
 
     @property
     def train(self) -> np.ndarray:

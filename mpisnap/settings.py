@@ -315,6 +315,10 @@ class MemorySettings:
 
     memory: int | None = None
     override: int = 0
+    #: mpisnap extension: 1 = streaming mode. Rows are folded into the running QR factor as
+    #: configurations are computed and then dropped, so memory per rank does not grow with the
+    #: training set; the metrics come from a second descriptor pass.
+    stream: int = 0
 
 
 @dataclass(frozen=True)
@@ -950,10 +954,11 @@ def _extras(r: _Reader) -> ExtrasSettings:
 
 
 def _memory(r: _Reader) -> MemorySettings:
-    r.check_keys(("memory", "override"))
+    r.check_keys(("memory", "override", "stream"))
     mem = r.get("memory", p_int, None)
     _require(r, "memory", mem is None or mem > 0, f"must be > 0 (bytes), got {mem}")
-    return MemorySettings(memory=mem, override=r.get("override", p_flag, 0))
+    return MemorySettings(memory=mem, override=r.get("override", p_flag, 0),
+                          stream=r.get("stream", p_flag, 0))
 
 
 # -- entry point ----------------------------------------------------------------------------------

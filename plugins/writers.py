@@ -319,14 +319,15 @@ def write_dumps(result, output_dir: str) -> list[str]:
     ``labels``, ``predictions``, ``config_names``, ``group_names`` and attributes
     ``column_labels``, ``row_kinds``, ``mpisnap_version``, ``has_predictions``.
 
-    These are the rows of ``result.shard`` (rank 0's rows in a parallel run unless the caller
-    gathered them)."""
+    In a parallel run rank 0 holds every rank's per-row table but not the design matrix (no
+    rank ever gathers it): b, w and the row table are written, A is left out (``shard.A`` is None;
+    the descriptor store keeps A per rank)."""
     shard = result.shard
     if shard is None:
         return []
     of, ex = result.settings.outfile, result.settings.extras
     files: list[str] = []
-    if ex.dump_descriptors:
+    if ex.dump_descriptors and shard.A is not None:
         files.append(_save_npy(os.path.join(output_dir, of.descriptors), np.asarray(shard.A)))
     if ex.dump_truth:
         files.append(_save_npy(os.path.join(output_dir, of.truth), np.asarray(shard.b)))
@@ -339,14 +340,20 @@ def write_dumps(result, output_dir: str) -> list[str]:
     return files
 
 
+def shard_ncols(result, A) -> int:
+    """Design-matrix width: from A when present, else from the model."""
+    return A.shape[1] if A is not None else int(getattr(result.model, "ncols", 0))
+
+
 def _write_h5(result, shard, path: str) -> str:
     import h5py
 
-    A = np.asarray(shard.A, dtype=float)
+    A = None if shard.A is None else np.asarray(shard.A, dtype=float)
     str_dt = h5py.string_dtype("utf-8")
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as h:
-            h.create_dataset("A", data=A)
+            if A is not None:
+                h.create_dataset("A", data=A)
             h.create_dataset("b", data=np.asarray(shard.b, dtype=float))
             h.create_dataset("w", data=np.asarray(shard.w, dtype=float))
             h.create_dataset("labels", data=np.asarray(shard.labels, dtype=LABEL_DTYPE))
@@ -355,7 +362,8 @@ def _write_h5(result, shard, path: str) -> str:
             h.create_dataset("predictions", data=pred)
             h.create_dataset("config_names", data=list(shard.config_names), dtype=str_dt)
             h.create_dataset("group_names", data=list(shard.group_names), dtype=str_dt)
-            h.attrs.create("column_labels", data=_design_column_labels(result.model, A.shape[1]),
+            h.attrs.create("column_labels",
+                           data=_design_column_labels(result.model, shard_ncols(result, A)),
                            dtype=str_dt)
             h.attrs.create("row_kinds", data=list(ROW_KINDS), dtype=str_dt)
             h.attrs["mpisnap_version"] = _version()
