@@ -63,12 +63,23 @@ def _cmd_fit(args, comm) -> int:
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    threads = args.threads
+    if threads is None and comm.size > 1 and not os.environ.get("OMP_NUM_THREADS"):
+        threads = _threads_per_rank(comm)  # share the node's cores among its ranks
     result = fit(args.input, overrides=args.overrides, output_dir=args.output_dir, comm=comm,
-                 threads=args.threads,
+                 threads=threads,
                  progress=not (args.no_progress or args.quiet) and sys.stderr.isatty())
     if comm.rank == 0 and not args.quiet:
         print(_summary(result))
     return 0
+
+
+def _threads_per_rank(comm) -> int:
+    from mpi4py import MPI
+
+    local = comm.Split_type(MPI.COMM_TYPE_SHARED).Get_size()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // max(1, local))
 
 
 def _summary(result) -> str:
@@ -109,6 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             comm.Abort(130)
         return 130
     except USER_ERRORS as exc:
+        from .pipeline import CollectiveError
+
+        if isinstance(exc, CollectiveError):  # every rank has the message: rank 0 prints it
+            if comm.rank == 0:
+                print(f"mpisnap: error: {_one_line(exc)}", file=sys.stderr, flush=True)
+            return 2
         where = f" (rank {comm.rank})" if comm.size > 1 else ""
         print(f"mpisnap: error{where}: {_one_line(exc)}", file=sys.stderr, flush=True)
         if comm.size > 1:

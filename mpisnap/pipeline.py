@@ -33,6 +33,11 @@ class FitError(ValueError):
     """A user-facing problem found while fitting (bad data, unusable settings)."""
 
 
+class CollectiveError(FitError):
+    """Raised on every rank by :func:`agree` when a stage failed on some rank: every rank knows
+    the (lowest failing) rank's message, so the run can end cleanly without MPI_Abort."""
+
+
 class Timer:
     def __init__(self) -> None:
         self.times: dict[str, float] = {}
@@ -267,7 +272,9 @@ def agree(comm, fn, *args, **kwargs):
         rank, (user, msg) = bad[0]
         if err is not None and rank == comm.rank and not user:
             raise err
-        raise FitError(f"rank {rank}: {msg}") if user else RuntimeError(f"rank {rank}: {msg}")
+        if user:
+            raise CollectiveError(f"rank {rank}: {msg}")
+        raise RuntimeError(f"rank {rank}: {msg}")
     return out
 
 
@@ -410,8 +417,7 @@ def _write_outputs(result: FitResult, out: str, pieces: Pieces, t_start: float) 
             if writer.enabled(pieces.settings):
                 staged += [os.fspath(p) for p in writer.write(result, stage)]
         result.files = [os.path.join(out, os.path.relpath(p, stage)) for p in staged]
-        result.timings["total"] = time.perf_counter() - t_start
-        staged.append(write_run_log(result, stage, pieces))
+        staged.append(write_run_log(result, stage, pieces, time.perf_counter() - t_start))
         final = []
         for p in staged:
             dest = os.path.join(out, os.path.relpath(p, stage))
@@ -423,7 +429,8 @@ def _write_outputs(result: FitResult, out: str, pieces: Pieces, t_start: float) 
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def write_run_log(result: FitResult, output_dir: str, pieces: Pieces) -> str:
+def write_run_log(result: FitResult, output_dir: str, pieces: Pieces,
+                  elapsed: float | None = None) -> str:
     """``<potential>.log``: what ran, on what, stage timings and the headline errors."""
     import json
     import platform
@@ -441,6 +448,8 @@ def write_run_log(result: FitResult, output_dir: str, pieces: Pieces) -> str:
              f"rows: {len(result.shard.b) if result.shard is not None else 'streamed'}",
              "stage timings (s):"]
     lines += [f"  {k:<14s} {v:10.3f}" for k, v in result.timings.items()]
+    if elapsed is not None:
+        lines.append(f"  {'total':<14s} {elapsed:10.3f}")
     info = {k: v for k, v in result.solve_info.items() if np.ndim(v) == 0}
     lines.append("solver info: " + json.dumps(info, default=float))
     lines.append("metrics (*ALL, unweighted, training):")
