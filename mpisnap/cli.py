@@ -35,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--output-dir", default=".", help="folder for the output files (default: .)")
     f.add_argument("--threads", type=int, default=None,
                    help="OpenMP threads per process (default: OMP_NUM_THREADS or all cores)")
+    f.add_argument("--store", metavar="PATH", default=None,
+                   help="also write the sharded design matrix to an HDF5 descriptor store")
+    f.add_argument("--from-store", metavar="PATH", default=None,
+                   help="refit from a descriptor store (new weights, split or solver; no "
+                        "descriptors computed)")
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
     f.add_argument("-q", "--quiet", action="store_true", help="only errors")
     sub.add_parser("plugins", help="list the installed plugins",
@@ -67,7 +72,7 @@ def _cmd_fit(args, comm) -> int:
     if threads is None and comm.size > 1 and not os.environ.get("OMP_NUM_THREADS"):
         threads = _threads_per_rank(comm)  # share the node's cores among its ranks
     result = fit(args.input, overrides=args.overrides, output_dir=args.output_dir, comm=comm,
-                 threads=threads,
+                 threads=threads, store=args.store, from_store=args.from_store,
                  progress=not (args.no_progress or args.quiet) and sys.stderr.isatty())
     if comm.rank == 0 and not args.quiet:
         print(_summary(result))

@@ -306,7 +306,9 @@ def solve_shard(comm, shard: DesignShard, pieces: Pieces, *, block_rows: int = 2
 
 def fit(source, *, overrides: Sequence[str] = (), output_dir: str | os.PathLike | None = None,
         comm=None, plugins: Iterable[Any] = (), autoload: bool | None = None,
-        write: bool = True, threads: int | None = None, progress: bool = False) -> FitResult:
+        write: bool = True, threads: int | None = None, progress: bool = False,
+        store: str | os.PathLike | None = None,
+        from_store: str | os.PathLike | None = None) -> FitResult:
     """Fit a SNAP potential from a FitSNAP input file (path), a settings dict or a
     :class:`~mpisnap.settings.Settings`; returns a :class:`~mpisnap.results.FitResult`.
 
@@ -315,16 +317,29 @@ def fit(source, *, overrides: Sequence[str] = (), output_dir: str | os.PathLike 
     ``comm`` is an mpi4py communicator or None for one process (every rank must call ``fit``
     with the same arguments); ``plugins`` are extra plugin objects registered for this fit.
     An error on any rank raises on every rank (the lowest failing rank's message).
+    ``store`` writes the sharded design matrix to an HDF5 descriptor store
+    (:mod:`mpisnap.store`); ``from_store`` refits from one without computing descriptors (new
+    weights, split or solver; any number of ranks).
     """
     comm = comm if comm is not None else SerialComm()
     timer = Timer()
     t_start = time.perf_counter()
     with timer("setup"):
         pieces = prepare(source, overrides, plugins, autoload, threads)
-    with timer("read"):
-        pl = agree(comm, plan, comm, pieces)
+    stream = bool(pieces.settings.memory.stream)
+    if stream and (store is not None or from_store is not None):
+        raise FitError("[MEMORY] stream: the descriptor store needs the rows; use one or the other")
     show = progress and comm.rank == 0
-    if pieces.settings.memory.stream:
+    if from_store is not None:
+        from .store import read_store
+
+        with timer("read"):
+            shard = agree(comm, lambda: read_store(comm, from_store, pieces.settings)[0])
+        pl = Plan([], np.zeros(0, np.int64), shard.config_names, shard.group_names)
+    else:
+        with timer("read"):
+            pl = agree(comm, plan, comm, pieces)
+    if stream:
         shard = None
         acc = StreamingR(pieces.model.ncols)
 
@@ -353,7 +368,13 @@ def fit(source, *, overrides: Sequence[str] = (), output_dir: str | os.PathLike 
                     np.zeros((0, pieces.model.ncols)), np.zeros(0), np.zeros(0),
                     np.zeros(0, LABEL_DTYPE), pl.config_names, pl.group_names, np.zeros(0)))
     else:
-        shard = agree(comm, build_shard, comm, pieces, progress=show, timer=timer, pl=pl)
+        if from_store is None:
+            shard = agree(comm, build_shard, comm, pieces, progress=show, timer=timer, pl=pl)
+        if store is not None:
+            from .store import write_store
+
+            with timer("store"):
+                agree(comm, write_store, comm, store, shard, pieces.settings)
         with timer("solve"):
             acc = StreamingR(shard.A.shape[1])
             train = np.flatnonzero(shard.train)
