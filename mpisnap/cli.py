@@ -114,8 +114,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         except USER_ERRORS as exc:
             print(f"mpisnap: error: {_one_line(exc)}", file=sys.stderr)
             return 2
+    import signal
+
     from .comm import world
 
+    def _terminate(signum, frame):  # SIGTERM (e.g. from mpiexec or a batch system): stop cleanly
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
     comm = world()
     try:
         return _cmd_fit(args, comm)

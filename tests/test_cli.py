@@ -280,3 +280,27 @@ def test_import_is_fast(tmp_path):
         assert proc.returncode == 0, proc.stderr
         times.append(float(proc.stdout))
     assert statistics.median(times) < 1.0, times
+
+
+def test_sigterm_stops_cleanly_without_outputs(tmp_path):
+    """A fit killed with SIGTERM exits promptly with status 130 and leaves no files."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = tmp_path / "Cu_EMT"
+    shutil.copytree(EXAMPLE, data)
+    for f in list((data / "JSON").rglob("*.json")):  # a longer run, so the signal lands mid-fit
+        for r in range(1, 24):
+            shutil.copy(f, f.with_name(f"{f.stem}_r{r}.json"))
+    out = tmp_path / "out"
+    p = subprocess.Popen([sys.executable, "-m", "mpisnap", "fit", str(data / "Cu_EMT.in"),
+                          "--output-dir", str(out), "--threads", "1"], cwd=tmp_path,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.0)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())
