@@ -181,10 +181,10 @@ def plan(comm, pieces: Pieces) -> Plan:
 
 
 def iter_blocks(pieces: Pieces, pl: Plan, *, timer: Timer, progress: bool = False,
-                chunk: int = 64):
+                chunk: int = 64, configs: Sequence[Configuration] | None = None):
     """Design rows of this rank's configurations, one ``(A, b, w, labels)`` block per
     configuration, reading and computing ``chunk`` configurations at a time (nothing is kept
-    between chunks)."""
+    between chunks). ``configs``: this rank's configurations, already loaded."""
     settings, model, reader = pieces.settings, pieces.model, pieces.reader
     gindex = {g: k for k, g in enumerate(pl.group_names)}
     eshift = settings.eshift
@@ -196,7 +196,8 @@ def iter_blocks(pieces: Pieces, pl: Plan, *, timer: Timer, progress: bool = Fals
         for c0 in range(0, len(pl.mine), chunk):
             idx = pl.mine[c0:c0 + chunk]
             with timer("read"):
-                batch = [_load(reader, pl.entries[i].ref, types) for i in idx]
+                batch = (list(configs[c0:c0 + chunk]) if configs is not None
+                         else [_load(reader, pl.entries[i].ref, types) for i in idx])
             with timer("reference"):
                 refs = []
                 for c in batch:
@@ -233,16 +234,37 @@ def build_shard(comm, pieces: Pieces, *, progress: bool = False, timer: Timer | 
     if pl is None:
         with timer("read"):
             pl = plan(comm, pieces)
+    model = pieces.model
+    if hasattr(model, "row_count"):  # preallocate: peak memory ≈ |A| + one chunk
+        with timer("read"):
+            types = pieces.settings.bispectrum.type
+            configs = [_load(pieces.reader, pl.entries[i].ref, types) for i in pl.mine]
+            calc = pieces.settings.calculator
+            kinds = (bool(calc.energy), bool(calc.force), bool(calc.stress))
+            nrows = sum(model.row_count(c, kinds) for c in configs)
+        A = np.empty((nrows, model.ncols))
+        b = np.empty(nrows)
+        w = np.empty(nrows)
+        lab = np.empty(nrows, LABEL_DTYPE)
+        r = 0
+        for Ab, bb, wb, lb in iter_blocks(pieces, pl, timer=timer, progress=progress, chunk=chunk,
+                                          configs=configs):
+            n = len(bb)
+            A[r:r + n], b[r:r + n], w[r:r + n], lab[r:r + n] = Ab, bb, wb, lb
+            r += n
+        if r != nrows:
+            raise RuntimeError(f"model {model.name!r}: row_count disagrees with rows ({r} != {nrows})")
+        return DesignShard(A, b, w, lab, pl.config_names, pl.group_names)
     blocks = list(iter_blocks(pieces, pl, timer=timer, progress=progress, chunk=chunk))
     with timer("design matrix"):
         nrows = sum(len(blk[1]) for blk in blocks)
-        A = np.empty((nrows, pieces.model.ncols))
+        A = np.empty((nrows, model.ncols))
         b = np.empty(nrows)
         w = np.empty(nrows)
         lab = np.empty(nrows, LABEL_DTYPE)
         r = 0
         blocks.reverse()
-        while blocks:  # fill and drop block by block: peak ≈ |A| + one configuration
+        while blocks:
             Ab, bb, wb, lb = blocks.pop()
             n = len(bb)
             A[r:r + n], b[r:r + n], w[r:r + n], lab[r:r + n] = Ab, bb, wb, lb

@@ -85,6 +85,18 @@ class LinearSNAP:
         return offs.astype(int)
 
     # -- rows ------------------------------------------------------------------------------
+    def _use(self, config, kinds):
+        use_e = kinds[0] and config.energy is not None
+        use_f = kinds[1] and config.forces is not None
+        vol = config.volume if all(config.pbc) else 0.0
+        use_s = kinds[2] and config.stress is not None and vol > 0
+        return use_e, use_f, use_s, vol
+
+    def row_count(self, config, kinds=(True, True, True)) -> int:
+        """Number of rows :meth:`rows` returns for ``config`` (lets the caller preallocate)."""
+        use_e, use_f, use_s, _ = self._use(config, kinds)
+        return int(use_e) + 3 * config.natoms * int(use_f) + 6 * int(use_s)
+
     def rows(self, config, desc, reference=None, eshift: float = 0.0, kinds=(True, True, True)):
         """Design rows of one configuration.
 
@@ -97,10 +109,7 @@ class LinearSNAP:
         """
         n = config.natoms
         T, blk, c0 = len(self.elements), self.block, int(self.const)
-        use_e = kinds[0] and config.energy is not None
-        use_f = kinds[1] and config.forces is not None
-        vol = config.volume if all(config.pbc) else 0.0
-        use_s = kinds[2] and config.stress is not None and vol > 0
+        use_e, use_f, use_s, vol = self._use(config, kinds)
         nrows = int(use_e) + 3 * n * int(use_f) + 6 * int(use_s)
         A = np.zeros((nrows, self.ncols))
         b = np.zeros(nrows)
