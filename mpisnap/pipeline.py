@@ -155,33 +155,54 @@ class Plan:
     group_names: list[str]
 
 
+def estimate_costs(pieces: Pieces, entries, indices) -> dict[int, float]:
+    """Estimated descriptor cost (atoms × neighbours within the largest cutoff) of
+    ``entries[i]`` for each ``i`` in ``indices`` (reads those configurations)."""
+    b = pieces.settings.bispectrum
+    sphere = 4.0 / 3.0 * np.pi * (2.0 * max(b.radelem) * b.rcutfac) ** 3
+    out = {}
+    for i in indices:
+        c = _load(pieces.reader, entries[i].ref, b.type)
+        vol = c.volume if all(c.pbc) else 0.0
+        neigh = c.natoms / vol * sphere if vol > 0 else c.natoms
+        out[i] = c.natoms * (1.0 + neigh)
+    return out
+
+
 def plan(comm, pieces: Pieces) -> Plan:
     """List the training set (identically on every rank) and assign configurations to ranks by
-    estimated cost. The cost proxy is the data file's size, which grows with the atoms it holds
-    (the neighbour count per atom is similar within a data set); each rank then reads only its
-    own configurations."""
+    estimated cost, atoms × neighbours. Each rank estimates a 1/P round-robin share (reading those
+    configurations once), the estimates are exchanged (one number per configuration), and
+    :func:`mpisnap.partition.assign` balances them; each rank then reads only its own."""
     settings = pieces.settings
-    entries = training_set(settings, pieces.reader)
-    if not entries:
-        raise FitError("no training configurations: check [PATH] dataPath and [GROUPS]")
-    sizes: dict[str, float] = {}
-    costs = []
-    for e in entries:
-        if e.ref.source not in sizes:
-            sizes[e.ref.source] = (max(1.0, float(os.path.getsize(e.ref.source)))
-                                   if os.path.exists(e.ref.source) else 1.0)
-        per_file = sum(1 for x in entries if x.ref.source == e.ref.source) if e.ref.index else 1
-        costs.append(sizes[e.ref.source] / per_file)
+
+    def listing():
+        entries = training_set(settings, pieces.reader)
+        if not entries:
+            raise FitError("no training configurations: check [PATH] dataPath and [GROUPS]")
+        return entries
+
+    entries = agree(comm, listing)  # (no collective inside a function given to agree)
+    if comm.size == 1:
+        return Plan(entries, np.arange(len(entries)), [e.ref.name for e in entries],
+                    [g.name for g in settings.groups])
+    local = agree(comm, estimate_costs, pieces, entries, range(comm.rank, len(entries), comm.size))
+    costs = np.zeros(len(entries))
+    for part in comm.allgather(local):
+        for i, v in part.items():
+            costs[i] = v
     owner = assign(costs, comm.size)
-    if comm.size > 1 and comm.rank == 0:
-        log.info("partition: %d configurations over %d ranks, cost imbalance %.1f%%",
-                 len(entries), comm.size, 100 * imbalance(costs, owner, comm.size))
+    if comm.rank == 0:
+        log.info("partition: %d configurations over %d ranks, cost (atoms x neighbours) "
+                 "imbalance %.1f%%", len(entries), comm.size,
+                 100 * imbalance(costs, owner, comm.size))
     return Plan(entries, np.flatnonzero(owner == comm.rank), [e.ref.name for e in entries],
                 [g.name for g in settings.groups])
 
 
 def iter_blocks(pieces: Pieces, pl: Plan, *, timer: Timer, progress: bool = False,
-                chunk: int = 64, configs: Sequence[Configuration] | None = None):
+                chunk: int = 64, max_atoms: int = 2048,
+                configs: Sequence[Configuration] | None = None):
     """Design rows of this rank's configurations, one ``(A, b, w, labels)`` block per
     configuration, reading and computing ``chunk`` configurations at a time (nothing is kept
     between chunks). ``configs``: this rank's configurations, already loaded."""
@@ -192,12 +213,25 @@ def iter_blocks(pieces: Pieces, pl: Plan, *, timer: Timer, progress: bool = Fals
     kinds = (bool(calc.energy), bool(calc.force), bool(calc.stress))
     types = settings.bispectrum.type
     bar = _progress(len(pl.mine), progress)
-    try:
-        for c0 in range(0, len(pl.mine), chunk):
-            idx = pl.mine[c0:c0 + chunk]
+
+    def chunks():
+        """Consecutive configurations, at most ``chunk`` of them and about ``max_atoms`` atoms:
+        the memory of a chunk is bounded whatever the order and sizes of the data."""
+        idx, batch, atoms = [], [], 0
+        for k, i in enumerate(pl.mine):
             with timer("read"):
-                batch = (list(configs[c0:c0 + chunk]) if configs is not None
-                         else [_load(reader, pl.entries[i].ref, types) for i in idx])
+                c = configs[k] if configs is not None else _load(reader, pl.entries[i].ref, types)
+            idx.append(i)
+            batch.append(c)
+            atoms += c.natoms
+            if len(batch) >= chunk or atoms >= max_atoms:
+                yield idx, batch
+                idx, batch, atoms = [], [], 0
+        if batch:
+            yield idx, batch
+
+    try:
+        for idx, batch in chunks():
             with timer("reference"):
                 refs = []
                 for c in batch:
@@ -274,7 +308,8 @@ def build_shard(comm, pieces: Pieces, *, progress: bool = False, timer: Timer | 
 
 def agree(comm, fn, *args, **kwargs):
     """Run ``fn`` on every rank; if it raises on any rank, every rank raises the error of the
-    lowest failing rank (a user error stays a user error), so no rank waits forever in the next
+    lowest failing rank. ``fn`` must not itself call collectives (a failing rank would skip them
+    and the others would pair theirs with this function's exchange) (a user error stays a user error), so no rank waits forever in the next
     collective. With one process the original exception propagates unchanged."""
     err, out = None, None
     try:
@@ -360,7 +395,7 @@ def fit(source, *, overrides: Sequence[str] = (), output_dir: str | os.PathLike 
         pl = Plan([], np.zeros(0, np.int64), shard.config_names, shard.group_names)
     else:
         with timer("read"):
-            pl = agree(comm, plan, comm, pieces)
+            pl = plan(comm, pieces)
     if stream:
         shard = None
         acc = StreamingR(pieces.model.ncols)
@@ -396,7 +431,7 @@ def fit(source, *, overrides: Sequence[str] = (), output_dir: str | os.PathLike 
             from .store import write_store
 
             with timer("store"):
-                agree(comm, write_store, comm, store, shard, pieces.settings)
+                write_store(comm, store, shard, pieces.settings)  # collective, agrees on errors
         with timer("solve"):
             acc = StreamingR(shard.A.shape[1])
             train = np.flatnonzero(shard.train)

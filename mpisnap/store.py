@@ -38,56 +38,64 @@ def _fingerprint(settings) -> str:
 
 def write_store(comm, path, shard: DesignShard, settings) -> str:
     """Every rank writes its rows; rank 0 writes the master file with the virtual datasets.
-    Collective. Files are written under temporary names and renamed at the end."""
-    import h5py
+    Collective; an error on any rank raises on every rank. Files are written under temporary
+    names and renamed at the end."""
+    from .pipeline import agree
 
     path = os.fspath(path)
     parts = path + ".parts"
-    if comm.rank == 0:
-        os.makedirs(parts, exist_ok=True)
-    comm.Barrier()
-    mine = os.path.join(parts, f"rank{comm.rank:05d}.h5")
-    tmp = mine + ".part"
-    with h5py.File(tmp, "w") as h:
-        h.create_dataset("A", data=shard.A)
-        h.create_dataset("b", data=shard.b)
-        h.create_dataset("labels", data=shard.labels)
-    os.replace(tmp, mine)
+    agree(comm, lambda: os.makedirs(parts, exist_ok=True) if comm.rank == 0 else None)
+    agree(comm, _write_part, os.path.join(parts, f"rank{comm.rank:05d}.h5"), shard)
     counts = comm.allgather(len(shard.b))
     force = shard.labels["kind"] == 1  # atoms per configuration, for smartweights on refit
     cfg, nf = np.unique(shard.labels["config"][force], return_counts=True)
     atoms = comm.gather(dict(zip(cfg.tolist(), (nf // 3).tolist())), root=0)
-    comm.Barrier()
-    if comm.rank == 0:
-        ncols = shard.A.shape[1]
-        total = sum(counts)
-        all_atoms = {}
-        for d in atoms:
-            all_atoms.update(d)
-        tmp = path + ".part"
-        with h5py.File(tmp, "w") as h:
-            for name, shape, dtype in (("A", (total, ncols), "f8"), ("b", (total,), "f8"),
-                                       ("labels", (total,), LABEL_DTYPE)):
-                layout = h5py.VirtualLayout(shape=shape, dtype=dtype)
-                r0 = 0
-                for r, n in enumerate(counts):
-                    if n:
-                        src = h5py.VirtualSource(os.path.join(os.path.basename(parts),
-                                                              f"rank{r:05d}.h5"), name,
-                                                 shape=(n, ncols) if name == "A" else (n,))
-                        layout[r0:r0 + n] = src
-                    r0 += n
-                h.create_virtual_dataset(name, layout, fillvalue=None if name == "labels" else 0)
-            str_dt = h5py.string_dtype("utf-8")
-            h.create_dataset("config_names", data=list(shard.config_names), dtype=str_dt)
-            h.create_dataset("config_natoms", data=np.array(
-                [all_atoms.get(i, 0) for i in range(len(shard.config_names))], dtype=np.int64))
-            h.attrs["format"] = FORMAT
-            h.attrs["fingerprint"] = _fingerprint(settings)
-            h.attrs["group_names"] = json.dumps(list(shard.group_names))
-        os.replace(tmp, path)
-    comm.Barrier()
+    agree(comm, lambda: _write_master(path, parts, shard, settings, counts, atoms)
+          if comm.rank == 0 else None)
     return path
+
+
+def _write_part(path: str, shard: DesignShard) -> None:
+    import h5py
+
+    tmp = path + ".part"
+    with h5py.File(tmp, "w") as h:
+        h.create_dataset("A", data=shard.A)
+        h.create_dataset("b", data=shard.b)
+        h.create_dataset("labels", data=shard.labels)
+    os.replace(tmp, path)
+
+
+def _write_master(path, parts, shard, settings, counts, atoms) -> None:
+    import h5py
+
+    ncols = shard.A.shape[1]
+    total = sum(counts)
+    all_atoms = {}
+    for d in atoms:
+        all_atoms.update(d)
+    tmp = path + ".part"
+    with h5py.File(tmp, "w") as h:
+        for name, shape, dtype in (("A", (total, ncols), "f8"), ("b", (total,), "f8"),
+                                   ("labels", (total,), LABEL_DTYPE)):
+            layout = h5py.VirtualLayout(shape=shape, dtype=dtype)
+            r0 = 0
+            for r, n in enumerate(counts):
+                if n:
+                    src = h5py.VirtualSource(os.path.join(os.path.basename(parts),
+                                                          f"rank{r:05d}.h5"), name,
+                                             shape=(n, ncols) if name == "A" else (n,))
+                    layout[r0:r0 + n] = src
+                r0 += n
+            h.create_virtual_dataset(name, layout, fillvalue=None if name == "labels" else 0)
+        str_dt = h5py.string_dtype("utf-8")
+        h.create_dataset("config_names", data=list(shard.config_names), dtype=str_dt)
+        h.create_dataset("config_natoms", data=np.array(
+            [all_atoms.get(i, 0) for i in range(len(shard.config_names))], dtype=np.int64))
+        h.attrs["format"] = FORMAT
+        h.attrs["fingerprint"] = _fingerprint(settings)
+        h.attrs["group_names"] = json.dumps(list(shard.group_names))
+    os.replace(tmp, path)
 
 
 def _stored_reader(names: list[str], groups: list[str]) -> Reader:

@@ -96,19 +96,19 @@ def test_teacher_recovery_on_three_ranks(tmp_path):
     assert np.abs(got - pub).max() <= 1e-8 * np.abs(pub).max()
 
 
-class _Comm:
-    def __init__(self, rank, size):
-        self.rank, self.size = rank, size
-
-
 def test_error_on_a_nonzero_rank_ends_the_run_with_its_message(tmp_path):
     work = tmp_path / "Cu_EMT"
     shutil.copytree(EXAMPLE, work)
-    from mpisnap.pipeline import plan, prepare
+    from mpisnap.data import training_set
+    from mpisnap.partition import assign
+    from mpisnap.pipeline import estimate_costs, prepare
 
     pieces = prepare(work / "Cu_EMT.in")
-    pl = plan(_Comm(1, 2), pieces)  # the configurations rank 1 of 2 will read
-    victim = Path(pl.entries[pl.mine[len(pl.mine) // 2]].ref.source)
+    entries = training_set(pieces.settings, pieces.reader)
+    costs = estimate_costs(pieces, entries, range(len(entries)))
+    owner = assign([costs[i] for i in range(len(entries))], 2)
+    mine = np.flatnonzero(owner == 1)  # the configurations rank 1 of 2 will read
+    victim = Path(entries[mine[len(mine) // 2]].ref.source)
     victim.write_text("{ this is not JSON")
     out = tmp_path / "out"
     t0 = time.perf_counter()
