@@ -2,7 +2,6 @@
 sampling and the (smart) weights."""
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,14 +9,10 @@ import pytest
 from mpisnap.data import Entry, row_weights, split_sizes, training_set
 from mpisnap.plugins import readers as rmod
 from mpisnap.records import ConfigRef, Reader
+from mpisnap.testing.shared import shared_data
 from mpisnap.settings import load_settings
 
-REPO = Path(__file__).resolve().parents[1]
-_INP = Path("InP_JPCA2020") / "InP-example.in"
-_CANDIDATES = [Path(os.environ["MPISNAP_SHARED_DATA"]) / _INP] if "MPISNAP_SHARED_DATA" in os.environ else []
-_CANDIDATES += [REPO / "shared" / "data" / _INP, REPO.parent / "shared" / "data" / _INP]
-INP_FILE = next((p for p in _CANDIDATES if p.is_file()), None)
-needs_inp = pytest.mark.skipif(INP_FILE is None, reason="shared/data/InP_JPCA2020/InP-example.in not found")
+INP_FILE = shared_data("InP_JPCA2020", "InP-example.in")
 
 
 class FakeReader:
@@ -211,7 +206,6 @@ def test_training_set_with_the_json_reader(tmp_path):
         training_set(load_settings(inp), reader)
 
 
-@needs_inp
 def test_inp_training_set():
     s = load_settings(INP_FILE)
     reader = {r.name: r for r in rmod.mpisnap_readers()}["JSON"]

@@ -1,6 +1,5 @@
 """The real-data standard: FitSNAP's InP (JPCA 2020) input and JSON data, run unchanged, must give
 FitSNAP's 2021 standard coefficients and metrics (../shared/data/InP_JPCA2020)."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,9 +7,10 @@ import pytest
 import mpisnap
 from mpisnap.metrics import read_metrics
 from mpisnap.plugin_manager import build_registry, get_plugin_manager
+from mpisnap.testing.shared import shared_data
 from mpisnap.testing.teachers import read_snapcoeff
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "InP_JPCA2020"
+DATA = shared_data("InP_JPCA2020")
 STANDARD = DATA / "20May21_Standard"
 
 

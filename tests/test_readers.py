@@ -15,14 +15,10 @@ from ase.constraints import FixAtoms
 from ase.io import write as ase_write
 
 from mpisnap.plugins import readers as rmod
+from mpisnap.testing.shared import shared_data
 from mpisnap.records import ConfigRef, Configuration, Reader
 
-REPO = Path(__file__).resolve().parents[1]
-_INP = Path("InP_JPCA2020") / "JSON"
-_CANDIDATES = [Path(os.environ["MPISNAP_SHARED_DATA"]) / _INP] if "MPISNAP_SHARED_DATA" in os.environ else []
-_CANDIDATES += [REPO / "shared" / "data" / _INP, REPO.parent / "shared" / "data" / _INP]
-INP_JSON = next((p for p in _CANDIDATES if p.is_dir()), None)
-needs_inp = pytest.mark.skipif(INP_JSON is None, reason="shared/data/InP_JPCA2020/JSON not found")
+INP_JSON = shared_data("InP_JPCA2020", "JSON")
 
 INP_COUNTS = {"Bulk": 1, "EOS": 268, "Shear": 346, "Strain": 163, "aIn": 54, "aP": 21, "aa": 20,
               "iIn": 41, "iP": 100, "s_aIn": 121, "s_aP": 72, "s_aa": 18, "s_iIn": 144,
@@ -44,7 +40,6 @@ def test_hook_returns_three_reader_records(R):
 
 # -- JSON: the real InP data ----------------------------------------------------------------------
 
-@needs_inp
 def test_inp_counts_and_order(R):
     total = 0
     for group, count in INP_COUNTS.items():
@@ -59,7 +54,6 @@ def test_inp_counts_and_order(R):
     assert sorted(p.name for p in INP_JSON.iterdir()) == sorted(INP_COUNTS)
 
 
-@needs_inp
 def test_inp_one_file_against_json_load(R):
     path = INP_JSON / "Shear" / "InP_shear_101.json"
     with open(path) as fh:
@@ -81,7 +75,6 @@ def test_inp_one_file_against_json_load(R):
         assert a.dtype == np.float64
 
 
-@needs_inp
 def test_inp_every_file_loads(R):
     natoms = 0
     for group in INP_COUNTS:

@@ -9,15 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from mpisnap.testing.shared import shared_data
 from mpisnap.settings import (GroupSpec, Settings, SettingsError, load_settings)
 
-REPO = Path(__file__).resolve().parents[1]
-_INP = Path("InP_JPCA2020") / "InP-example.in"
-_CANDIDATES = [Path(os.environ["MPISNAP_SHARED_DATA"]) / _INP] if "MPISNAP_SHARED_DATA" in os.environ else []
-_CANDIDATES += [REPO / "shared" / "data" / _INP, REPO.parent / "shared" / "data" / _INP]
-INP_FILE = next((p for p in _CANDIDATES if p.is_file()), None)
-
-needs_inp = pytest.mark.skipif(INP_FILE is None, reason="shared/data/InP_JPCA2020/InP-example.in not found")
+INP_FILE = shared_data("InP_JPCA2020", "InP-example.in")
 
 # name: (eweight, fweight), all with training 1.0, testing 0.0, vweight 1e-12, in file order
 INP_GROUPS = {
@@ -94,7 +89,6 @@ def error(source, overrides=(), **kw) -> str:
 
 # -- the real InP input ---------------------------------------------------------------------------
 
-@needs_inp
 def test_inp_example_typed_values():
     s = load_settings(INP_FILE)
     b = s.bispectrum
@@ -148,7 +142,6 @@ def test_inp_example_typed_values():
     assert s.sections[0] == "BISPECTRUM" and "GROUPS" in s.sections
 
 
-@needs_inp
 def test_inp_legacy_keys_give_notices():
     s = load_settings(INP_FILE)
     assert len(s.notices) == 2
@@ -157,7 +150,6 @@ def test_inp_legacy_keys_give_notices():
     assert all("ignored" in n for n in s.notices)
 
 
-@needs_inp
 def test_dict_form_gives_same_settings():
     from_file = load_settings(INP_FILE)
     from_dict = load_settings(INP_DICT)
@@ -168,7 +160,6 @@ def test_dict_form_gives_same_settings():
     assert from_dict.notices[0].startswith("<dict>: ")
 
 
-@needs_inp
 def test_to_dict_is_plain_and_round_trips():
     s = load_settings(INP_FILE)
     d = s.to_dict()
@@ -182,7 +173,6 @@ def test_to_dict_is_plain_and_round_trips():
     assert again.to_dict() == d
 
 
-@needs_inp
 def test_settings_frozen_and_picklable():
     s = load_settings(INP_FILE)
     with pytest.raises(FrozenInstanceError):
@@ -194,7 +184,6 @@ def test_settings_frozen_and_picklable():
     hash(s)
 
 
-@needs_inp
 def test_descriptor_kwargs_build_a_descriptor():
     from mpisnap import Descriptor
     s = load_settings(INP_FILE)
@@ -308,7 +297,6 @@ def test_base_dir_and_resolve(tmp_path):
 
 # -- overrides ------------------------------------------------------------------------------------
 
-@needs_inp
 def test_overrides_replace_add_and_validate():
     s = load_settings(INP_FILE, ["BISPECTRUM.twojmax=8", "SOLVER.solver = ridge", "RIDGE.alpha=1e-6",
                                  "GROUPS.New=0.5 0.5 1 2 3", "GROUPS.iP=1.0 0.0 7 8 9",

@@ -104,7 +104,8 @@ def _box_frame(positions, cell, pbc, margin):
     return lcell, f @ lcell, Q
 
 
-def _setup(lcell, xl, types, ntypes, pbc, cutoff, snap_args):
+def _box_and_atoms(lcell, xl, types, ntypes, pbc):
+    """A fresh LAMMPS instance with the (restricted triclinic) box and atoms IDs 1..N."""
     lmp = _new_instance()
     n = len(types)
     (ax, _, _), (bx, by, _), (cx, cy, cz) = (map(_f, row) for row in lcell)
@@ -122,6 +123,11 @@ def _setup(lcell, xl, types, ntypes, pbc, cutoff, snap_args):
     if made != n or lmp.get_natoms() != n:
         lmp.close()
         raise RuntimeError(f"LAMMPS created {made} of {n} atoms")
+    return lmp
+
+
+def _setup(lcell, xl, types, ntypes, pbc, cutoff, snap_args):
+    lmp = _box_and_atoms(lcell, xl, types, ntypes, pbc)
     lmp.commands_list([
         "mass * 1.0",
         f"pair_style zero {_f(cutoff)}", "pair_coeff * *",
@@ -275,22 +281,8 @@ def compute_pair(positions, cell, pbc, types, *, pair_style, pair_coeffs, cutoff
         raise ValueError("types must lie in 1..ntypes")
     cutoff = float(cutoff)
     lcell, xl, M = _box_frame(pos, cell, pbc, margin=cutoff + _SKIN + 2.0)
-    lmp = _new_instance()
+    lmp = _box_and_atoms(lcell, xl, types, ntypes, pbc)
     try:
-        (ax, _, _), (bx, by, _), (cx, cy, cz) = (map(_f, row) for row in lcell)
-        bnd = " ".join("p" if p else "f" for p in pbc)
-        cmds = ["units metal", "atom_style atomic", "atom_modify map array",
-                f"boundary {bnd}"]
-        if not lcell[1, 0] and not lcell[2, 0] and not lcell[2, 1]:
-            cmds.append(f"region box block 0 {ax} 0 {by} 0 {cz}")
-        else:
-            cmds.append(f"region box prism 0 {ax} 0 {by} 0 {cz} {bx} {cx} {cy}")
-        cmds.append(f"create_box {ntypes} box")
-        lmp.commands_list(cmds)
-        made = lmp.create_atoms(n, list(range(1, n + 1)), [int(t) for t in types],
-                                [float(v) for v in xl.ravel()])
-        if made != n or lmp.get_natoms() != n:
-            raise RuntimeError(f"LAMMPS created {made} of {n} atoms")
         lmp.commands_list(["mass * 1.0", pair_style, *pair_coeffs,
                            f"neighbor {_SKIN} bin", "neigh_modify every 1 delay 0 check no",
                            f"comm_modify cutoff {_f(cutoff + _SKIN + 1.0)}",
