@@ -76,7 +76,12 @@ def mpisnap_model_forms() -> Iterable[ModelForm]:
         def mpisnap_model_forms():
             return [ModelForm("quadratic-nodiag", "linear", NoDiagonal, "no b_k^2 terms")]
 
-    A ``nonlinear`` model object instead provides ``train(shards, comm)`` and ``predict``.
+    A ``nonlinear`` model object instead provides ``train(comm, pieces, plan, timer) ->
+    FitResult``: it gets the settings, reader and reference (``pieces``), this rank's share of
+    the configurations (``plan.entries``, ``plan.mine``; see :func:`mpisnap.pipeline.plan`),
+    trains data-parallel over ``comm`` and returns the result the writers receive; it is paired
+    with a solver record whose ``kinds`` include ``"nonlinear"`` (``tests/test_nonlinear.py``
+    has a complete small example).
     """
 
 

@@ -88,6 +88,7 @@ class Pieces:
     solver: Any
     reader: Any
     reference: Any
+    form: Any = None
 
 
 def prepare(source, overrides: Sequence[str] = (), plugins: Iterable[Any] = (),
@@ -109,7 +110,7 @@ def prepare(source, overrides: Sequence[str] = (), plugins: Iterable[Any] = (),
         if len(exc.args) == 1 and str(exc.args[0]).startswith("["):
             exc.args = (f"{os.path.basename(settings.source) or settings.source}: {exc.args[0]}",)
         raise
-    return Pieces(settings, registry, model, solver, reader, reference)
+    return Pieces(settings, registry, model, solver, reader, reference, form)
 
 
 @contextmanager
@@ -383,6 +384,17 @@ def fit(source, *, overrides: Sequence[str] = (), output_dir: str | os.PathLike 
     t_start = time.perf_counter()
     with timer("setup"):
         pieces = prepare(source, overrides, plugins, autoload, threads)
+    if pieces.form is not None and pieces.form.kind == "nonlinear":
+        # Nonlinear forms train themselves (data-parallel over comm) and return the FitResult.
+        with timer("read"):
+            pl = plan(comm, pieces)
+        result = pieces.model.train(comm, pieces, pl, timer)
+        if write and comm.rank == 0:
+            out = os.fspath(output_dir) if output_dir is not None else os.getcwd()
+            with timer("outputs"):
+                result.files = _write_outputs(result, out, pieces, t_start)
+        result.timings["total"] = time.perf_counter() - t_start
+        return result
     stream = bool(pieces.settings.memory.stream)
     if stream and (store is not None or from_store is not None):
         raise FitError("[MEMORY] stream: the descriptor store needs the rows; use one or the other")
@@ -520,10 +532,10 @@ def write_run_log(result: FitResult, output_dir: str, pieces: Pieces,
     s = result.settings
     lines = [f"mpisnap {__version__} (kernel {_core.kernel_isa()}, python {platform.python_version()})",
              f"input: {s.source}",
-             f"model form: {result.model.name} ({result.model.ncols} columns); solver: "
+             f"model form: {result.model.name} ({len(result.coefficients)} coefficients); solver: "
              f"{pieces.solver.name}; reader: {pieces.reader.name}; reference: "
              f"{type(pieces.reference).__name__ if pieces.reference is not None else 'none'}",
-             f"rows: {len(result.shard.b) if result.shard is not None else 'streamed'}",
+             f"rows: {len(result.shard.b) if result.shard is not None else 'not kept'}",
              "stage timings (s):"]
     lines += [f"  {k:<14s} {v:10.3f}" for k, v in result.timings.items()]
     if elapsed is not None:
