@@ -53,7 +53,6 @@ class LinearSNAP:
     def value_labels(self) -> list[str]:
         """Labels of the nvalues columns of one block (LAMMPS component order)."""
         tri = self.descriptor.triples
-        K = len(tri)
         lin = []
         nel = len(self.elements) if self.descriptor.chemflag else 1
         for e in range(nel ** 3 if self.descriptor.chemflag else 1):

@@ -234,7 +234,6 @@ def test_api_predictions(api_result):
 
 
 def test_api_predict_atoms(api_result):
-    pytest.importorskip("ase")
     from ase.build import bulk
     from ase.calculators.emt import EMT
 

