@@ -383,7 +383,7 @@ def fit(source, *, overrides: Sequence[str] = (), output_dir: str | os.PathLike 
     timer = Timer()
     t_start = time.perf_counter()
     with timer("setup"):
-        pieces = prepare(source, overrides, plugins, autoload, threads)
+        pieces = agree(comm, prepare, source, overrides, plugins, autoload, threads)
     if pieces.form is not None and pieces.form.kind == "nonlinear":
         # Nonlinear forms train themselves (data-parallel over comm) and return the FitResult.
         with timer("read"):
@@ -475,11 +475,15 @@ def _solve(comm, acc: StreamingR, pieces: Pieces):
     on the compressed system (identical on every rank, so errors are too)."""
     R, qb, rnorm2 = acc.finalize(comm)
     nrows = acc.total_rows
-    if nrows == 0:
-        raise FitError("no training rows (every group has training_size 0 or no labels)")
-    if not (np.all(np.isfinite(R)) and np.all(np.isfinite(qb))):
-        raise FitError("the design matrix or truth contains NaN or infinite values")
-    return pieces.solver.solve(R, qb, pieces.settings, nrows=nrows, rnorm2=rnorm2)
+
+    def solve():  # identical inputs on every rank; agree() still reports one message
+        if nrows == 0:
+            raise FitError("no training rows (every group has training_size 0 or no labels)")
+        if not (np.all(np.isfinite(R)) and np.all(np.isfinite(qb))):
+            raise FitError("the design matrix or truth contains NaN or infinite values")
+        return pieces.solver.solve(R, qb, pieces.settings, nrows=nrows, rnorm2=rnorm2)
+
+    return agree(comm, solve)
 
 
 def _gather_rows(comm, shard: DesignShard) -> DesignShard | None:

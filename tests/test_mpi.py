@@ -24,9 +24,10 @@ def mpiexec():
     return str(exe) if exe.exists() else shutil.which("mpiexec")
 
 
-def run_mpi(n, args, cwd, timeout=180):
+def run_mpi(n, args, cwd, timeout=180, script=False):
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [mpiexec(), "-n", str(n), sys.executable, "-m", "mpisnap", "fit", *args]
+    exe = [str(Path(sys.executable).parent / "mpisnap")] if script else [sys.executable, "-m", "mpisnap"]
+    cmd = [mpiexec(), "-n", str(n), *exe, "fit", *args]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -46,10 +47,12 @@ def serial(tmp_path_factory):
     return out, result
 
 
-@pytest.mark.parametrize("nranks", [1, 2, 3, 4])
-def test_same_potential_on_any_number_of_ranks(serial, nranks, tmp_path):
+@pytest.mark.parametrize("nranks, script", [(1, False), (2, False), (2, True), (3, False), (4, False)])
+def test_same_potential_on_any_number_of_ranks(serial, nranks, script, tmp_path):
+    """``mpiexec -n N python -m mpisnap fit`` and ``mpiexec -n N mpisnap fit``."""
     ref_dir, _ = serial
-    p = run_mpi(nranks, [str(EXAMPLE / "Cu_EMT.in"), "--output-dir", str(tmp_path), "-q"], tmp_path)
+    p = run_mpi(nranks, [str(EXAMPLE / "Cu_EMT.in"), "--output-dir", str(tmp_path), "-q"], tmp_path,
+                script=script)
     assert p.returncode == 0, p.stderr
     a, b = coefficients(tmp_path / "Cu_EMT_pot.snapcoeff"), coefficients(ref_dir / "Cu_EMT_pot.snapcoeff")
     assert np.abs(a - b).max() <= 1e-10 * np.abs(b).max()
@@ -121,3 +124,12 @@ def test_error_on_a_nonzero_rank_ends_the_run_with_its_message(tmp_path):
     assert "rank 1" in lines[0] and victim.name in lines[0]
     assert "Traceback" not in p.stderr
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_error_on_every_rank_is_printed_once(tmp_path):
+    """A settings error (the same on every rank) gives one message and exit status 2."""
+    p = run_mpi(3, [str(EXAMPLE / "Cu_EMT.in"), "--output-dir", str(tmp_path / "out"),
+                    "--set", "SOLVER.solver=NOPE"], tmp_path, timeout=60)
+    assert p.returncode == 2, p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.startswith("mpisnap: error")]
+    assert len(lines) == 1 and "choose one of" in lines[0], p.stderr
