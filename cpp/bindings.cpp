@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "snap/neighbors.hpp"
 #include "snap/snap.hpp"
 
 namespace py = pybind11;
@@ -151,6 +152,37 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("tables"), py::arg("configs"), py::arg("forces") = true, py::arg("virial") = true,
       py::arg("pairs") = false, py::arg("threads") = 1);
+
+  m.def(
+      "neighbor_pairs",
+      [](py::handle positions, py::handle cell, py::handle pbc, double cutoff) {
+        if (!(cutoff > 0.0)) throw py::value_error("cutoff must be > 0");
+        const auto n = py::len(positions);
+        iarr types(std::vector<py::ssize_t>{static_cast<py::ssize_t>(n)});
+        std::fill(types.mutable_data(), types.mutable_data() + n, 0);
+        Held h = make_config(positions, cell, pbc, types);
+        snap::Params p;
+        p.twojmax = 0;
+        p.rcutfac = 1.0;
+        p.radelem = {0.5 * cutoff};
+        p.wj = {1.0};
+        snap::NeighborList nl;
+        {
+          py::gil_scoped_release nogil;
+          snap::Tables t(p);
+          nl = snap::build_neighbors(t, h.cfg, 1);
+        }
+        const py::ssize_t P = nl.size();
+        std::vector<int64_t> ii(P), jj(P);
+        for (int i = 0; i < h.cfg.natoms; ++i)
+          for (int64_t q = nl.start[i]; q < nl.start[i + 1]; ++q) ii[q] = i;
+        for (py::ssize_t q = 0; q < P; ++q) jj[q] = nl.owner[q];
+        return py::make_tuple(to_numpy(std::move(ii), {P}), to_numpy(std::move(jj), {P}),
+                              to_numpy(std::move(nl.rij), {P, 3}));
+      },
+      py::arg("positions"), py::arg("cell"), py::arg("pbc"), py::arg("cutoff"),
+      "All neighbour images within cutoff (strict <): (i, j, r_j + shift - r_i), both "
+      "directions, periodic images of an atom's own self included.");
 
   m.def("kernel_isa", &snap::kernel_isa, "SIMD variant chosen for this CPU.");
 }

@@ -282,16 +282,16 @@ class ZBL:
 
         Every pair of atoms (or of an atom and a periodic image, including its own images in
         cells smaller than the cutoff) is listed once."""
-        from ase.neighborlist import primitive_neighbor_list
+        from mpisnap import _core  # the descriptor core's neighbour list
 
         pos, cell, pbc = self._normalise(positions, cell, pbc)
         if len(pos) == 0:
             return np.zeros(0, int), np.zeros(0, int), np.zeros((0, 3))
-        i, j, D, S = primitive_neighbor_list("ijDS", pbc, cell, pos, self.outer,
-                                             self_interaction=False)
-        # keep one of (i, j, S) and (j, i, -S): i < j, or for self images the S > 0 half
-        nz = S != 0
-        first = np.where(nz.any(axis=1), S[np.arange(len(S)), np.argmax(nz, axis=1)], 0)
+        i, j, D = _core.neighbor_pairs(pos, cell, list(pbc), self.outer)
+        # keep one of (i, j, D) and (j, i, -D): i < j, or for images of an atom's own self the
+        # half whose first non-zero component of D is positive
+        nz = D != 0
+        first = np.where(nz.any(axis=1), D[np.arange(len(D)), np.argmax(nz, axis=1)], 0.0)
         keep = (i < j) | ((i == j) & (first > 0))
         return i[keep], j[keep], D[keep]
 
