@@ -13,6 +13,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,6 +56,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--skip-inp", action="store_true")
     ap.add_argument("--replicas", type=int, nargs="+", default=[1, 4, 16])
+    ap.add_argument("--repeats", type=int, default=5,
+                    help="runs of the (short) example fit; medians are reported")
+    ap.add_argument("--skip-streaming", action="store_true")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="mpisnap-bench-"))
     try:
@@ -63,13 +67,19 @@ def main() -> None:
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
         cases = [("Cu EMT example", EXAMPLE)] + ([] if args.skip_inp else [("InP (1,894 configs)", INP)])
         for name, inp in cases:
-            res = {n: run(n, inp, tmp / f"{name[:3]}{n}") for n in (1, 2)}
+            reps = args.repeats if inp == EXAMPLE else 1
+            res = {}
+            for n in (1, 2):
+                runs = [run(n, inp, tmp / f"{name[:3]}{n}_{k}") for k in range(reps)]
+                res[n] = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
             for n in (1, 2):
                 r = res[n]
                 sd = res[1]["descriptors"] / r["descriptors"]
                 sf = res[1]["wall"] / r["wall"]
                 print(f"| {name} | {n} | {r['wall']:.1f} | {r['descriptors']:.1f} | {r['solve']:.2f} "
                       f"| {r['rss']:.0f} | {sd:.2f}x | {sf:.2f}x |", flush=True)
+        if args.skip_streaming:
+            return
         print("\n| training set | streaming peak RSS MiB | in-memory peak RSS MiB | rows |")
         print("|---:|---:|---:|---:|")
         base = None
