@@ -389,12 +389,7 @@ def fit(source, *, overrides: Sequence[str] = (), output_dir: str | os.PathLike 
         with timer("read"):
             pl = plan(comm, pieces)
         result = pieces.model.train(comm, pieces, pl, timer)
-        if write and comm.rank == 0:
-            out = os.fspath(output_dir) if output_dir is not None else os.getcwd()
-            with timer("outputs"):
-                result.files = _write_outputs(result, out, pieces, t_start)
-        result.timings["total"] = time.perf_counter() - t_start
-        return result
+        return _finish(comm, result, pieces, timer, t_start, write, output_dir)
     stream = bool(pieces.settings.memory.stream)
     if stream and (store is not None or from_store is not None):
         raise FitError("[MEMORY] stream: the descriptor store needs the rows; use one or the other")
@@ -462,6 +457,12 @@ def fit(source, *, overrides: Sequence[str] = (), output_dir: str | os.PathLike 
             shard = _gather_rows(comm, shard)
     result = FitResult(pieces.settings, pieces.model, coef, dict(sol.info), rows, shard,
                        timer.times, sol.covariance, reference=pieces.reference)
+    return _finish(comm, result, pieces, timer, t_start, write, output_dir)
+
+
+def _finish(comm, result: FitResult, pieces: Pieces, timer: Timer, t_start: float, write: bool,
+            output_dir) -> FitResult:
+    """Rank 0 runs the writers (atomically, as a set); every rank gets the total time."""
     if write and comm.rank == 0:
         out = os.fspath(output_dir) if output_dir is not None else os.getcwd()
         with timer("outputs"):
