@@ -440,12 +440,7 @@ def fit(source, *, overrides: Sequence[str] = (), output_dir: str | os.PathLike 
             with timer("store"):
                 write_store(comm, store, shard, pieces.settings)  # collective, agrees on errors
         with timer("solve"):
-            acc = StreamingR(shard.A.shape[1])
-            train = np.flatnonzero(shard.train)
-            for s0 in range(0, len(train), 20000):  # bounded extra memory: one block at a time
-                i = train[s0:s0 + 20000]
-                acc.add(shard.A[i], shard.b[i], shard.w[i])
-            sol = _solve(comm, acc, pieces)
+            sol = solve_shard(comm, shard, pieces)
             coef = pieces.model.symmetrize(sol.coefficients)
         with timer("evaluate"):
             shard.predictions = shard.A @ coef

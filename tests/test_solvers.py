@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from mpisnap.testing.linalg import random_system
 from mpisnap.comm import SerialComm
 from mpisnap.plugins import solvers as S
 from mpisnap.records import SolveResult, Solver
@@ -22,14 +23,7 @@ def _settings(ridge=1e-8, lasso=1e-8, max_iter=2000, tol=None, ard=None):
 
 
 def _system(m, n, seed=0, cond=None):
-    rng = np.random.default_rng(seed)
-    A = rng.normal(size=(m, n))
-    if cond is not None:
-        U, _, Vt = np.linalg.svd(A, full_matrices=False)
-        A = (U * np.logspace(0, -np.log10(cond), n)) @ Vt
-    b = rng.normal(size=m)
-    w = rng.uniform(0.5, 2.0, size=m)
-    return A, b, w
+    return random_system(m, n, seed, cond, weights=(0.5, 2.0))
 
 
 def _compress(A, b, w):

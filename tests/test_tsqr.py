@@ -8,20 +8,14 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from mpisnap.testing.linalg import random_system
 from mpisnap.comm import SerialComm
 from mpisnap.plugins.solvers import solve_svd
 from mpisnap.tsqr import StreamingR, TsqrError, combine, local_r, split_r, tsqr
 
 
 def _problem(m, n, seed=0, cond=None):
-    rng = np.random.default_rng(seed)
-    A = rng.normal(size=(m, n))
-    if cond is not None:
-        U, _, Vt = np.linalg.svd(A, full_matrices=False)
-        A = (U * np.logspace(0, -np.log10(cond), n)) @ Vt
-    b = rng.normal(size=m)
-    w = rng.uniform(0.2, 3.0, size=m)
-    return A, b, w
+    return random_system(m, n, seed, cond, weights=(0.2, 3.0))
 
 
 def _lstsq(A, b, w):
