@@ -34,7 +34,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="override an input-file setting (repeatable), e.g. --set SOLVER.solver=RIDGE")
     f.add_argument("--output-dir", default=".", help="folder for the output files (default: .)")
     f.add_argument("--threads", type=int, default=None,
-                   help="OpenMP threads per process (default: OMP_NUM_THREADS or all cores)")
+                   help="threads per process for every thread pool: OpenMP, BLAS (default: "
+                        "OMP_NUM_THREADS, else the node's cores divided by its MPI ranks)")
     f.add_argument("--store", metavar="PATH", default=None,
                    help="also write the sharded design matrix to an HDF5 descriptor store")
     f.add_argument("--from-store", metavar="PATH", default=None,
@@ -68,23 +69,14 @@ def _cmd_fit(args, comm) -> int:
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    threads = args.threads
-    if threads is None and comm.size > 1 and not os.environ.get("OMP_NUM_THREADS"):
-        threads = _threads_per_rank(comm)  # share the node's cores among its ranks
+    # every thread pool of each rank (OpenMP, BLAS, PyTorch) follows one number: --threads, else
+    # OMP_NUM_THREADS, else the node's cores divided by its ranks (mpisnap.threads)
     result = fit(args.input, overrides=args.overrides, output_dir=args.output_dir, comm=comm,
-                 threads=threads, store=args.store, from_store=args.from_store,
+                 threads=args.threads, store=args.store, from_store=args.from_store,
                  progress=not (args.no_progress or args.quiet) and sys.stderr.isatty())
     if comm.rank == 0 and not args.quiet:
         print(_summary(result))
     return 0
-
-
-def _threads_per_rank(comm) -> int:
-    from mpi4py import MPI
-
-    local = comm.Split_type(MPI.COMM_TYPE_SHARED).Get_size()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cores or 1) // max(1, local))
 
 
 def _summary(result) -> str:

@@ -22,6 +22,7 @@ from .plugin_manager import PluginError, build_registry, get_plugin_manager
 from .records import Configuration
 from .results import LABEL_DTYPE, DesignShard, FitResult
 from .settings import Settings, load_settings
+from .threads import limited, threads_per_rank
 from .tsqr import StreamingR
 
 __all__ = ["fit", "plan", "iter_blocks", "build_shard", "solve_shard", "agree", "FitError"]
@@ -377,9 +378,21 @@ def fit(source, *, overrides: Sequence[str] = (), output_dir: str | os.PathLike 
     An error on any rank raises on every rank (the lowest failing rank's message).
     ``store`` writes the sharded design matrix to an HDF5 descriptor store
     (:mod:`mpisnap.store`); ``from_store`` refits from one without computing descriptors (new
-    weights, split or solver; any number of ranks).
+    weights, split or solver; any number of ranks). ``threads``: the size of every thread pool
+    of this rank (the core's OpenMP, BLAS, PyTorch) during the fit; default ``OMP_NUM_THREADS``,
+    else the node's cores divided by its ranks (:func:`mpisnap.threads.threads_per_rank`).
     """
     comm = comm if comm is not None else SerialComm()
+    nthreads = threads_per_rank(comm, threads)  # same path on every rank (collective or none)
+    with limited(nthreads) as pools:
+        result = _fit(comm, source, overrides=overrides, output_dir=output_dir, plugins=plugins,
+                      autoload=autoload, write=write, threads=nthreads, progress=progress,
+                      store=store, from_store=from_store, pools=pools)
+    return result
+
+
+def _fit(comm, source, *, overrides, output_dir, plugins, autoload, write, threads, progress,
+         store, from_store, pools) -> FitResult:
     timer = Timer()
     t_start = time.perf_counter()
     with timer("setup"):
@@ -389,6 +402,7 @@ def fit(source, *, overrides: Sequence[str] = (), output_dir: str | os.PathLike 
         with timer("read"):
             pl = plan(comm, pieces)
         result = pieces.model.train(comm, pieces, pl, timer)
+        result.thread_pools = dict(pools, core=threads)
         return _finish(comm, result, pieces, timer, t_start, write, output_dir)
     stream = bool(pieces.settings.memory.stream)
     if stream and (store is not None or from_store is not None):
@@ -451,7 +465,8 @@ def fit(source, *, overrides: Sequence[str] = (), output_dir: str | os.PathLike 
         if shard is not None and comm.size > 1:
             shard = _gather_rows(comm, shard)
     result = FitResult(pieces.settings, pieces.model, coef, dict(sol.info), rows, shard,
-                       timer.times, sol.covariance, reference=pieces.reference)
+                       timer.times, sol.covariance, reference=pieces.reference,
+                       thread_pools=dict(pools, core=threads))
     return _finish(comm, result, pieces, timer, t_start, write, output_dir)
 
 
@@ -546,6 +561,9 @@ def write_run_log(result: FitResult, output_dir: str, pieces: Pieces,
     for m in result.metrics:
         if m.group == "*ALL" and m.weighting == "Unweighted" and m.split == "Training":
             lines.append(f"  {m.kind:<7s} n={m.ncount} mae={m.mae:.6g} rmse={m.rmse:.6g} rsq={m.rsq:.6g}")
+    if result.thread_pools:
+        lines.append("threads per rank: " + ", ".join(
+            f"{k} {v}" for k, v in sorted(result.thread_pools.items())))
     if s.notices:
         lines.append("notices:")
         lines += [f"  {n}" for n in s.notices]

@@ -68,7 +68,8 @@ class FitResult:
     ``coefficients`` are in design-matrix column order; ``model.coefficient_blocks(coefficients)``
     gives them per element as the ``.snapcoeff`` file lists them (β0 first). ``shard`` holds this
     rank's rows with ``predictions``; ``metrics`` is the reduced table (identical on all ranks);
-    ``timings`` maps stage name to seconds; ``files`` lists what the writers wrote."""
+    ``timings`` maps stage name to seconds; ``files`` lists what the writers wrote;
+    ``thread_pools`` the size of each thread pool (OpenMP, BLAS, …) this rank ran with."""
 
     settings: Any
     model: Any
@@ -80,6 +81,7 @@ class FitResult:
     covariance: np.ndarray | None = None
     files: list[str] = field(default_factory=list)
     reference: Any = None
+    thread_pools: dict = field(default_factory=dict)  # pool kind -> threads in effect on this rank
 
     def predict(self, atoms=None, *, positions=None, cell=None, pbc=True, symbols=None) -> dict:
         """Energy (eV), forces (N, 3) eV/Å and stress (3, 3) bar (pressure convention, periodic

@@ -26,9 +26,12 @@ INP = ROOT.parent / "shared" / "data" / "InP_JPCA2020" / "InP-example.in"
 MPIEXEC = str(Path(sys.executable).parent / "mpiexec")
 
 
-def run(nranks: int, inp: Path, out: Path, extra=()) -> dict:
-    """Wall time, peak RSS (max over ranks, MiB) and rank 0's stage timings of one fit."""
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+def run(nranks: int, inp: Path, out: Path, extra=(), omp_env: bool = True) -> dict:
+    """Wall time, peak RSS (max over ranks, MiB) and rank 0's stage timings of one fit
+    (``OMP_NUM_THREADS=1`` in the environment unless ``omp_env`` is false)."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    if omp_env:
+        env["OMP_NUM_THREADS"] = "1"
     cmd = [MPIEXEC, "-n", str(nranks), "/usr/bin/time", "-f", "MAXRSS %M", sys.executable, "-m",
            "mpisnap", "fit", str(inp), "--output-dir", str(out), "-q", *extra]
     t0 = time.perf_counter()
@@ -59,9 +62,25 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5,
                     help="runs of the (short) example fit; medians are reported")
     ap.add_argument("--skip-streaming", action="store_true")
+    ap.add_argument("--threads-only", action="store_true",
+                    help="only the thread-pool check: solve time of 1 and 2 ranks with --threads 1 "
+                         "and of 2 ranks with no setting at all (no OMP_NUM_THREADS either)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="mpisnap-bench-"))
     try:
+        if args.threads_only:
+            inp = EXAMPLE if args.skip_inp else INP
+            print(f"thread pools on {inp.name}\n| run | descriptors s | solve s | wall s |")
+            print("|---|---:|---:|---:|")
+            for label, n, extra in (("1 rank, --threads 1", 1, ["--threads", "1"]),
+                                    ("2 ranks, --threads 1", 2, ["--threads", "1"]),
+                                    ("2 ranks, default", 2, [])):
+                runs = [run(n, inp, tmp / f"t{n}{len(extra)}_{k}", extra, omp_env=False)
+                        for k in range(args.repeats if inp == EXAMPLE else 1)]
+                r = {key: statistics.median(x[key] for x in runs) for key in runs[0]}
+                print(f"| {label} | {r['descriptors']:.2f} | {r['solve']:.2f} | {r['wall']:.1f} |",
+                      flush=True)
+            return
         print("| data | ranks | wall s | descriptors s | solve s | peak RSS/rank MiB | "
               "descriptor speed-up | fit speed-up |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
