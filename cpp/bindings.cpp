@@ -178,10 +178,12 @@ PYBIND11_MODULE(_core, m) {
           for (int64_t q = nl.start[i]; q < nl.start[i + 1]; ++q) ii[q] = i;
         for (py::ssize_t q = 0; q < P; ++q) jj[q] = nl.owner[q];
         return py::make_tuple(to_numpy(std::move(ii), {P}), to_numpy(std::move(jj), {P}),
-                              to_numpy(std::move(nl.rij), {P, 3}));
+                              to_numpy(std::move(nl.rij), {P, 3}),
+                              to_numpy(std::move(nl.shift), {P, 3}));
       },
       py::arg("positions"), py::arg("cell"), py::arg("pbc"), py::arg("cutoff"),
-      "All neighbour images within cutoff (strict <): (i, j, r_j + shift - r_i), both "
+      "All neighbour images within cutoff (strict <): (i, j, D, S) with D = r_j + S @ cell - r_i "
+      "(float, Å) and S the integer lattice shift (int32, 0 along non-periodic directions); both "
       "directions, periodic images of an atom's own self included.");
 
   m.def("kernel_isa", &snap::kernel_isa, "SIMD variant chosen for this CPU.");

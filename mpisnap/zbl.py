@@ -278,20 +278,21 @@ class ZBL:
 
     # -- configurations -------------------------------------------------------------------------
     def pairs(self, positions, cell, pbc):
-        """Unordered neighbour pairs within ``outer``: (i, j, D) with D = r_j + shift - r_i.
+        """Unordered neighbour pairs within ``outer``: (i, j, D) with D = r_j + S · cell - r_i
+        for an integer lattice shift S (0 along non-periodic directions).
 
         Every pair of atoms (or of an atom and a periodic image, including its own images in
-        cells smaller than the cutoff) is listed once."""
+        cells smaller than the cutoff) is listed once: of the two ordered halves (i, j, S) and
+        (j, i, -S) the one with i < j, or for i == j the one whose S is lexicographically
+        positive. The choice uses the exact integers S, never the rounded D."""
         from mpisnap import _core  # the descriptor core's neighbour list
 
         pos, cell, pbc = self._normalise(positions, cell, pbc)
         if len(pos) == 0:
             return np.zeros(0, int), np.zeros(0, int), np.zeros((0, 3))
-        i, j, D = _core.neighbor_pairs(pos, cell, list(pbc), self.outer)
-        # keep one of (i, j, D) and (j, i, -D): i < j, or for images of an atom's own self the
-        # half whose first non-zero component of D is positive
-        nz = D != 0
-        first = np.where(nz.any(axis=1), D[np.arange(len(D)), np.argmax(nz, axis=1)], 0.0)
+        i, j, D, S = _core.neighbor_pairs(pos, cell, list(pbc), self.outer)
+        nz = S != 0  # S == 0 only for i != j (an atom is not its own neighbour)
+        first = S[np.arange(len(S)), np.argmax(nz, axis=1)]  # first non-zero component
         keep = (i < j) | ((i == j) & (first > 0))
         return i[keep], j[keep], D[keep]
 

@@ -82,8 +82,11 @@ class ZBLReference:
 
 
 class LammpsReference:
+    """Any pair style through :func:`mpisnap.lammps_bridge.compute_pair`; a LAMMPS error is a
+    one-line ValueError naming the configuration."""
+
     def __init__(self, settings) -> None:
-        from mpisnap.testing.lammps import compute_pair  # needs the lammps module
+        from mpisnap.lammps_bridge import compute_pair  # LAMMPS itself is imported on first use
 
         self._compute_pair = compute_pair
         ref = settings.reference
@@ -95,10 +98,15 @@ class LammpsReference:
         self.cutoff = max(nums) if nums else 10.0
 
     def compute(self, config) -> ReferenceResult:
+        from mpisnap.lammps_bridge import LammpsError
+
         types = np.array([self.types[s] for s in config.symbols])
-        r = self._compute_pair(config.positions, config.cell, config.pbc, types,
-                               pair_style=self.pair_style, pair_coeffs=self.pair_coeffs,
-                               cutoff=self.cutoff, ntypes=len(self.types))
+        try:
+            r = self._compute_pair(config.positions, config.cell, config.pbc, types,
+                                   pair_style=self.pair_style, pair_coeffs=self.pair_coeffs,
+                                   cutoff=self.cutoff, ntypes=len(self.types))
+        except LammpsError as exc:
+            raise LammpsError(f"{config.name}: {exc}") from None
         return ReferenceResult(float(r["energy"]), r["forces"], r["virial"])
 
 

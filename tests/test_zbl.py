@@ -5,6 +5,7 @@ import pytest
 from ase.neighborlist import primitive_neighbor_list
 
 from mpisnap.testing import lammps as oracle
+from mpisnap.testing.dense import dense_cells, wbe_c15
 from mpisnap.zbl import PHI_COEFFS, PHI_EXPONENTS, QQR2E, ZBL
 
 TOL = 1e-10
@@ -332,3 +333,93 @@ def test_bad_compute_input():
         zbl.compute(pos, np.eye(3) * [1, 1, 0], True, [0, 1])
     with pytest.raises(ValueError):
         zbl.compute(np.zeros((2, 3)), None, False, [0, 1])
+
+
+# -- dense, tiny and skewed cells: every self-image pair exactly once ------------------------
+WBE = (2, ["1 1 74 74", "1 2 74 4", "2 2 4 4"])  # FitSNAP's WBe example: W = type 1, Be = 2
+DENSE = dense_cells(20, ntypes=2, seed=11) + dense_cells(8, ntypes=1, seed=12, natoms=(1, 3))
+
+
+def brute_force_pairs(pos, cell, cutoff):
+    """Every ordered pair (i, j, S) with 0 < |r_j + S · cell - r_i| < cutoff, by enumerating
+    lattice shifts S around the nearest image: (i, j, S (P, 3) ints, D (P, 3))."""
+    inv = np.linalg.inv(cell)
+    m = np.ceil(cutoff * np.linalg.norm(inv, axis=0)).astype(int) + 1
+    box = np.stack(np.meshgrid(*[np.arange(-k, k + 1) for k in m], indexing="ij"),
+                   -1).reshape(-1, 3)
+    out = []
+    for i in range(len(pos)):
+        for j in range(len(pos)):
+            S = box - np.round((pos[j] - pos[i]) @ inv).astype(int)
+            D = pos[j] + S @ cell - pos[i]
+            r = np.linalg.norm(D, axis=1)
+            ok = (r < cutoff) & (r > 0)
+            out += [(i, j, s, d) for s, d in zip(S[ok], D[ok])]
+    i, j, S, D = zip(*out)
+    return np.array(i), np.array(j), np.array(S), np.array(D)
+
+
+def brute_force_zbl(zbl, pos, cell, types):
+    """Number of pairs, energy, forces, virial and the force scale (the largest sum of pair
+    force magnitudes on an atom: the size of the round-off in a force), summed over unordered
+    pairs: (i, j, S) with i < j, or i == j and S lexicographically positive."""
+    i, j, S, D = brute_force_pairs(pos, cell, zbl.outer)
+    first = np.array([s[np.nonzero(s)[0][0]] if s.any() else 0 for s in S])
+    keep = (i < j) | ((i == j) & (first > 0))
+    i, j, D = i[keep], j[keep], D[keep]
+    r = np.linalg.norm(D, axis=1)
+    e, de, _ = zbl.pair(r, types[i], types[j])
+    g = (de / r)[:, None] * D
+    f = np.zeros((len(pos), 3))
+    np.add.at(f, i, g)
+    np.add.at(f, j, -g)
+    W = -np.einsum("pa,pb->ab", D, g)
+    fscale = np.bincount(np.r_[i, j], np.tile(np.linalg.norm(g, axis=1), 2)).max()
+    return len(i), e.sum(), f, np.array([W[a, b] for a, b in ((0, 0), (1, 1), (2, 2), (1, 2),
+                                                              (0, 2), (0, 1))]), fscale
+
+
+def check_dense(zbl, lines, ntypes, s):
+    """mpisnap's ZBL against a brute-force image sum and LAMMPS; forces relative to the force
+    scale (symmetric cells have forces that nearly cancel); returns the number of pairs."""
+    args = (s.positions, s.cell, s.pbc, s.types)
+    e, f, w = zbl.compute(*args)
+    n, eb, fb, wb, fscale = brute_force_zbl(zbl, s.positions, s.cell, s.types)
+    assert len(zbl.pairs(*args[:3])[0]) == n
+    ref = lammps_reference(zbl, lines, args, ntypes)
+    for other in ((eb, fb, wb), (ref["energy"], ref["forces"], ref["virial"])):
+        assert relerr(e, other[0]) <= TOL and relerr(w, other[2]) <= TOL
+        assert np.abs(f - other[1]).max() <= TOL * fscale
+    return n
+
+
+def test_neighbor_pairs_return_exact_image_shifts():
+    """The core's pair list is exactly the brute-force set of (i, j, S), and D = r_j + S·cell -
+    r_i for the caller's (unwrapped) positions."""
+    from mpisnap import _core
+
+    for s in DENSE + [wbe_c15()]:
+        i, j, D, S = _core.neighbor_pairs(s.positions, s.cell, list(s.pbc), 4.8)
+        assert S.dtype == np.int32 and S.shape == D.shape
+        np.testing.assert_allclose(D, s.positions[j] + S @ s.cell - s.positions[i], rtol=0,
+                                   atol=1e-12 * np.abs(s.positions).max())
+        bi, bj, bS, _ = brute_force_pairs(s.positions, s.cell, 4.8)
+        got = sorted(zip(i.tolist(), j.tolist(), map(tuple, S.tolist())))
+        assert got == sorted(zip(bi.tolist(), bj.tolist(), map(tuple, bS.tolist()))), s.name
+
+
+def test_wbe_c15_regression():
+    """A compressed W2Be4 C15 cell (FitSNAP WBe EOS data) whose self-image pairs used to be
+    double counted (744 pairs): LAMMPS and a brute-force image sum give 738 pairs and
+    E = 574.44638875 eV."""
+    ntypes, lines = WBE
+    zbl = ZBL.from_pair_coeffs(4.0, 4.8, ntypes, lines)
+    s = wbe_c15()
+    assert check_dense(zbl, lines, ntypes, s) == 738
+    assert abs(zbl.compute(s.positions, s.cell, s.pbc, s.types)[0] - 574.44638875) < 1e-8
+
+
+@pytest.mark.parametrize("s", DENSE, ids=lambda s: s.name)
+def test_dense_skewed_cells_against_lammps_and_brute_force(s):
+    ntypes, lines = WBE if s.types.max() == 1 else POTENTIALS["Ta 1 1"]
+    check_dense(ZBL.from_pair_coeffs(4.0, 4.8, ntypes, lines), lines, ntypes, s)

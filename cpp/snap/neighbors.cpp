@@ -115,15 +115,24 @@ NeighborList build_neighbors(const Tables& t, const Config& c, int nthreads) {
                                 std::to_string(static_cast<long long>(nimages)) +
                                 " images per atom needed)");
 
-  // Wrapped positions and fractional coordinates.
+  // Wrapped positions and fractional coordinates; wrap[i] is the lattice shift taken off atom i.
   std::vector<double> frac(3 * N), x(3 * N);
+  std::vector<int32_t> wrap(3 * N, 0);
   for (int i = 0; i < N; ++i) {
     Vec r{c.positions[3 * i], c.positions[3 * i + 1], c.positions[3 * i + 2]};
     for (int k = 0; k < 3; ++k) {
       double s = dot(r, recip[k]);
       if (c.pbc[k]) {
-        s -= std::floor(s);
-        if (s >= 1.0) s = 0.0;
+        double w = std::floor(s);
+        if (!(std::fabs(w) < 1e8))
+          throw std::invalid_argument("atom " + std::to_string(i) +
+                                      " lies more than 1e8 cell lengths outside the cell");
+        s -= w;
+        if (s >= 1.0) {
+          s = 0.0;
+          w += 1.0;
+        }
+        wrap[3 * i + k] = static_cast<int32_t>(w);
       }
       frac[3 * i + k] = s;
     }
@@ -134,7 +143,7 @@ NeighborList build_neighbors(const Tables& t, const Config& c, int nthreads) {
 
   // Ghost images near the home cell.
   std::vector<double> gx;
-  std::vector<int32_t> gown;
+  std::vector<int32_t> gown, gshift;  // owner atom, image shift (3 per ghost)
   std::vector<char> ghome;  // the atom itself, unshifted
   for (int s0 = -nimg[0]; s0 <= nimg[0]; ++s0)
     for (int s1 = -nimg[1]; s1 <= nimg[1]; ++s1)
@@ -149,6 +158,7 @@ NeighborList build_neighbors(const Tables& t, const Config& c, int nthreads) {
             }
           if (!keep) continue;
           gown.push_back(j);
+          for (int k = 0; k < 3; ++k) gshift.push_back(s[k]);
           ghome.push_back(s0 == 0 && s1 == 0 && s2 == 0);
           for (int a = 0; a < 3; ++a)
             gx.push_back(x[3 * j + a] + s0 * basis[0][a] + s1 * basis[1][a] + s2 * basis[2][a]);
@@ -261,11 +271,16 @@ NeighborList build_neighbors(const Tables& t, const Config& c, int nthreads) {
   for (int i = 0; i < N; ++i) nl.start[i + 1] = nl.start[i] + found[i].size();
   nl.owner.resize(nl.start[N]);
   nl.rij.resize(3 * nl.start[N]);
+  nl.shift.resize(3 * nl.start[N]);
   for (int i = 0; i < N; ++i) {
     int64_t o = nl.start[i];
     for (int64_t g : found[i]) {
-      nl.owner[o] = gown[g];
+      const int m = gown[g];
+      nl.owner[o] = m;
       for (int a = 0; a < 3; ++a) nl.rij[3 * o + a] = gx[3 * g + a] - x[3 * i + a];
+      // x_m + s = r_m - wrap_m + s and x_i = r_i - wrap_i (in lattice units)
+      for (int k = 0; k < 3; ++k)
+        nl.shift[3 * o + k] = gshift[3 * g + k] - wrap[3 * m + k] + wrap[3 * i + k];
       ++o;
     }
   }

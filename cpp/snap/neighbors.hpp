@@ -15,6 +15,10 @@ struct NeighborList {
   std::vector<int64_t> start;  // natoms + 1
   std::vector<int32_t> owner;  // atom m that image n belongs to
   std::vector<double> rij;     // 3 per entry: r_n − r_i (Å)
+  // 3 per entry: the integer lattice shift S of image n, r_n = r_m + S · cell in terms of the
+  // caller's (unwrapped) positions; 0 along non-periodic directions. The exact identity of an
+  // image (r_in is rounded): the pair (i, m, S) is the reverse of (m, i, −S).
+  std::vector<int32_t> shift;
   int64_t size() const { return static_cast<int64_t>(owner.size()); }
 };
 
