@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "snap/adjoint.hpp"
 #include "snap/neighbors.hpp"
 #include "snap/snap.hpp"
 
@@ -187,4 +188,34 @@ PYBIND11_MODULE(_core, m) {
       "directions, periodic images of an atom's own self included.");
 
   m.def("kernel_isa", &snap::kernel_isa, "SIMD variant chosen for this CPU.");
+
+  m.def(
+      "potential",
+      [](const snap::Tables& t, py::handle positions, py::handle cell, py::handle pbc,
+         py::handle types, py::handle coeff, int threads) {
+        Held h = make_config(positions, cell, pbc, types);
+        darr cf = darr::ensure(coeff);
+        if (!cf || cf.ndim() != 2 || cf.shape(0) != t.params.ntypes() ||
+            cf.shape(1) != 1 + t.nvalues)
+          throw py::value_error("coeff must be an array of shape (ntypes, 1 + nvalues) = (" +
+                                std::to_string(t.params.ntypes()) + ", " +
+                                std::to_string(1 + t.nvalues) + ")");
+        snap::PotentialResult r;
+        {
+          py::gil_scoped_release nogil;
+          r = snap::compute_potential(t, h.cfg, cf.data(), threads);
+        }
+        const py::ssize_t N = r.natoms;
+        py::dict d;
+        d["energy"] = r.energy;
+        d["energies"] = to_numpy(std::move(r.energies), {N});
+        d["forces"] = to_numpy(std::move(r.forces), {N, 3});
+        d["virial"] = to_numpy(std::move(r.virial), {6});
+        return d;
+      },
+      py::arg("tables"), py::arg("positions"), py::arg("cell"), py::arg("pbc"), py::arg("types"),
+      py::arg("coeff"), py::arg("threads") = 1,
+      "SNAP energy (eV), per-atom energies, forces (eV/A) and virial (eV, Voigt xx yy zz yz xz "
+      "xy) for one coefficient set (rows: beta0, then the nvalues coefficients, per type), by "
+      "the adjoint (Y) method.");
 }

