@@ -27,11 +27,19 @@ Weights. ``Entry.eweight``/``fweight``/``vweight`` are the group's weights, divi
 weight is further divided by 3N and the stress weight by 6 (FitSNAP's rule, spec §1). Weights
 multiply rows (``w·(A·β − b)``).
 
+Every weight must be a finite number in ``0 ..`` :data:`MAX_WEIGHT`: weights only matter
+relative to each other (scaling them all changes nothing but the penalty balance of RIDGE/LASSO),
+and the fit squares weighted values, so a weight above 1e100 times a value near the readers'
+sanity bounds (:mod:`mpisnap.records`, at most 1e12) could overflow. A training set whose
+training rows all have weight 0 (for the rows ``[CALCULATOR]`` fits) is an error naming the
+groups: SVD, RIDGE, LASSO and ARD would return an all-zero potential without complaint.
+
 ESHIFT and reference potentials are applied by the pipeline, not here.
 """
 from __future__ import annotations
 
 import math
+import os
 import zlib
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -40,7 +48,10 @@ import numpy as np
 
 from .records import ConfigRef, Reader
 
-__all__ = ["Entry", "row_weights", "split_sizes", "training_set"]
+__all__ = ["Entry", "MAX_WEIGHT", "row_weights", "split_sizes", "training_set"]
+
+#: The largest accepted group weight (see the module docstring).
+MAX_WEIGHT = 1e100
 
 
 @dataclass(frozen=True)
@@ -117,8 +128,30 @@ def _group_rng(seed: int, group: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(group.encode("utf-8"))])
 
 
-def _weights(g: Any, count: int, smart: bool) -> tuple[float, float, float]:
-    w = (float(g.eweight), float(g.fweight), float(g.vweight))
+def _input_name(settings: Any) -> str:
+    """``"<input file>: "`` as settings errors begin (empty when the settings have no source)."""
+    src = getattr(settings, "source", None)
+    return f"{os.path.basename(src) or src}: " if isinstance(src, str) and src else ""
+
+
+def _check_weight(prefix: str, group: str, key: str, value: Any) -> float:
+    where = f"{prefix}[GROUPS] {group}: {key}"
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{where}: expected a number, got {value!r}"[:200])
+    w = float(value)
+    if not math.isfinite(w) or w < 0:
+        raise ValueError(f"{where}: a weight must be a finite number >= 0, got {value!r}")
+    if w > MAX_WEIGHT:
+        raise ValueError(f"{where}: {w:.6g} is too large (at most "
+                         f"1e{math.log10(MAX_WEIGHT):.0f}): weights only matter relative to each "
+                         "other, and the fit squares weighted values, which could overflow; "
+                         "scale all weights down")
+    return w
+
+
+def _weights(g: Any, count: int, smart: bool, prefix: str = "") -> tuple[float, float, float]:
+    w = tuple(_check_weight(prefix, g.name, k, getattr(g, k))
+              for k in ("eweight", "fweight", "vweight"))
     if smart and count > 0:
         w = tuple(x / count for x in w)
     return w
@@ -147,11 +180,35 @@ def training_set(settings: Any, reader: Reader) -> list[Entry]:
         n_train, n_test = split_sizes(n, g.training_size, g.testing_size, g.name)
         if opts.random_sampling:
             refs = [refs[i] for i in _group_rng(opts.random_seed, g.name).permutation(n)]
-        we, wf, wv = _weights(g, n_train, smart)
+        we, wf, wv = _weights(g, n_train, smart, _input_name(settings))
         group_entries = [Entry(r, False, we, wf, wv, smart) for r in refs[:n_train]]
-        we, wf, wv = _weights(g, n_test, smart)
+        we, wf, wv = _weights(g, n_test, smart, _input_name(settings))
         group_entries += [Entry(r, True, we, wf, wv, smart)
                           for r in refs[n_train:n_train + n_test]]
         group_entries.sort(key=lambda e: e.ref.name)
         entries += group_entries
+    _check_training_weights(settings, entries)
     return entries
+
+
+_KINDS = (("energy", "eweight"), ("force", "fweight"), ("stress", "vweight"))
+
+
+def _check_training_weights(settings: Any, entries: Sequence[Entry]) -> None:
+    """ValueError, naming the groups, when training entries exist but none of them gives a
+    fitted row kind (``[CALCULATOR]`` energy/force/stress) a non-zero weight: the weighted
+    training system would be all zero and every solver would return zero coefficients. (No
+    training entries at all is reported by the pipeline.)"""
+    train = [e for e in entries if not e.test]
+    if not train:
+        return
+    calc = getattr(settings, "calculator", None)
+    fitted = [(kind, key) for kind, key in _KINDS if calc is None or getattr(calc, kind, 1)]
+    if any(getattr(e, key) > 0 for e in train for _, key in fitted):
+        return
+    groups = ", ".join(dict.fromkeys(e.ref.group for e in train))
+    keys = "/".join(key for _, key in fitted) or "eweight/fweight/vweight"
+    rows = ", ".join(kind for kind, _ in fitted) or "no"
+    raise ValueError(f"{_input_name(settings)}[GROUPS]: every training row has weight 0 "
+                     f"(groups: {groups}; fitted rows: {rows}): nothing would be fitted; set a "
+                     f"non-zero {keys} in [GROUPS]")

@@ -3,18 +3,92 @@
 Units (converted by the readers, nowhere else): positions and cells in Å, energies in eV, forces in
 eV/Å, stresses in bar in the pressure convention (positive = compressive, LAMMPS ``pxx``), virials
 in eV.
+
+Sanity bounds. A :class:`Configuration` checks its own numbers when it is made (whichever reader
+made it): every value must be finite and shapes must agree, and values far beyond anything
+physical are refused as corrupt data or a wrong unit — coordinates (positions and cell entries)
+beyond ±:data:`MAX_COORDINATE` Å (1 cm), energies beyond :data:`MAX_ENERGY_PER_ATOM` eV per atom
+in magnitude (all-electron total energies stay below ~1e6 eV/atom), force components beyond
+:data:`MAX_FORCE` eV/Å, stress components beyond :data:`MAX_STRESS` bar (1e8 GPa). Together with
+the weight bound of :data:`mpisnap.data.MAX_WEIGHT` this keeps every weighted, squared row of the
+least-squares problem far inside the double range.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 import numpy as np
 
 __all__ = [
     "ConfigRef", "Configuration", "Reader", "ModelForm", "Solver", "SolveResult", "Writer",
-    "ReferencePotential", "ReferenceResult",
+    "ReferencePotential", "ReferenceResult", "check_configuration", "MAX_COORDINATE",
+    "MAX_ENERGY_PER_ATOM", "MAX_FORCE", "MAX_STRESS",
 ]
+
+#: Largest accepted |coordinate| (positions, cell entries), Å: 1 cm.
+MAX_COORDINATE = 1e8
+#: Largest accepted |energy| per atom, eV.
+MAX_ENERGY_PER_ATOM = 1e8
+#: Largest accepted |force component|, eV/Å.
+MAX_FORCE = 1e8
+#: Largest accepted |stress component|, bar (1e8 GPa).
+MAX_STRESS = 1e12
+
+_LABELS = {"positions": "positions", "cell": "cell", "energy": "energy", "forces": "forces",
+           "stress": "stress"}
+
+
+def _array(where: str, key: str, value: Any, shape: tuple[int, ...], bound: float, unit: str,
+           item: Callable[[int, int], str]) -> None:
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: {key}: expected numbers of shape {shape}") from None
+    if arr.shape != shape:
+        raise ValueError(f"{where}: {key}: expected shape {shape}, got {arr.shape}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{where}: {key}: {item(*idx)} is not finite ({arr[idx]})")
+    big = np.abs(arr) > bound
+    if big.any():
+        idx = tuple(int(i) for i in np.argwhere(big)[0])
+        raise ValueError(f"{where}: {key}: {item(*idx)} is {arr[idx]:.6g} {unit}; beyond "
+                         f"±1e{math.log10(bound):.0f} {unit} it is not physical (corrupt data "
+                         "or a wrong unit?)")
+
+
+def check_configuration(where: str, positions: Any, cell: Any, natoms: int,
+                        energy: Any = None, forces: Any = None, stress: Any = None,
+                        keys: Mapping[str, str] | None = None) -> None:
+    """Check the numbers of one configuration (shapes, finiteness and the sanity bounds of the
+    module docstring); a ValueError starting with ``where`` (a file or configuration name) and
+    the offending key (``keys`` renames ``positions``, ``cell``, ``energy``, ``forces``,
+    ``stress``, e.g. to a file format's own key names)."""
+    k = {**_LABELS, **(keys or {})}
+    _array(where, k["positions"], positions, (natoms, 3), MAX_COORDINATE, "Å",
+           lambda i, a: f"atom {i} {'xyz'[a]}")
+    _array(where, k["cell"], cell, (3, 3), MAX_COORDINATE, "Å",
+           lambda i, a: f"cell vector {i} {'xyz'[a]}")
+    if energy is not None:
+        if isinstance(energy, bool) or not isinstance(energy, (int, float, np.integer,
+                                                               np.floating)):
+            raise ValueError(f"{where}: {k['energy']}: expected a number, got {energy!r}"[:200])
+        e = float(energy)
+        if not math.isfinite(e):
+            raise ValueError(f"{where}: {k['energy']}: not finite ({e})")
+        if abs(e) > MAX_ENERGY_PER_ATOM * max(natoms, 1):
+            raise ValueError(f"{where}: {k['energy']}: {e:.6g} eV for {natoms} atoms; beyond "
+                             f"±1e{math.log10(MAX_ENERGY_PER_ATOM):.0f} eV per atom it is not "
+                             "physical (corrupt data or a wrong unit?)")
+    if forces is not None:
+        _array(where, k["forces"], forces, (natoms, 3), MAX_FORCE, "eV/Å",
+               lambda i, a: f"atom {i} {'xyz'[a]}")
+    if stress is not None:
+        _array(where, k["stress"], stress, (3, 3), MAX_STRESS, "bar",
+               lambda i, a: "component " + "xyz"[i] + "xyz"[a])
 
 
 @dataclass(frozen=True)
@@ -43,6 +117,12 @@ class Configuration:
     energy: float | None = None        # eV, total
     forces: np.ndarray | None = None   # (N, 3) eV/Å
     stress: np.ndarray | None = None   # (3, 3) bar, pressure convention
+
+    def __post_init__(self) -> None:
+        if len(self.pbc) != 3:
+            raise ValueError(f"{self.name}: pbc must have 3 entries, got {self.pbc!r}")
+        check_configuration(self.name, self.positions, self.cell, len(self.symbols),
+                            self.energy, self.forces, self.stress)
 
     @property
     def natoms(self) -> int:

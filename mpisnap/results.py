@@ -88,13 +88,29 @@ class FitResult:
         cells only) of a structure: the fitted model plus the reference potential, on the scale
         of the training data (ESHIFT removed again). ``atoms`` is an ``ase.Atoms`` or give
         ``positions``, ``cell``, ``pbc`` and ``symbols``."""
+        from .descriptors import pbc_flags
         from .records import Configuration
 
         if atoms is not None:
+            if positions is not None or symbols is not None:
+                raise ValueError("predict: give either an ase.Atoms or positions and symbols, "
+                                 "not both")
+            if not all(hasattr(atoms, m) for m in ("get_positions", "get_cell", "get_pbc",
+                                                   "get_chemical_symbols")):
+                text = repr(atoms) if len(repr(atoms)) <= 60 else repr(atoms)[:57] + "..."
+                raise TypeError(f"predict: atoms must be an ase.Atoms (or give positions=..., "
+                                f"symbols=...), got {type(atoms).__name__} {text}")
             positions, cell, pbc = atoms.get_positions(), np.array(atoms.get_cell()), atoms.get_pbc()
             symbols = atoms.get_chemical_symbols()
-        pbc = tuple(bool(x) for x in np.broadcast_to(np.asarray(pbc, bool), (3,)))
+        if positions is None or symbols is None:
+            raise ValueError("predict: give an ase.Atoms, or positions (N, 3) Å and symbols")
+        if isinstance(symbols, str) or not all(isinstance(s, str) for s in symbols):
+            raise TypeError(f"predict: symbols must be a list of element names, got "
+                            f"{symbols!r}"[:200])
         n = len(symbols)
+        if n == 0:
+            raise ValueError("predict: the structure has no atoms")
+        pbc = pbc_flags(pbc, "predict: pbc")
         cfg = Configuration("predict", "", np.asarray(positions, float),
                             np.zeros((3, 3)) if cell is None else np.asarray(cell, float), pbc,
                             tuple(symbols), 0.0, np.zeros((n, 3)), np.zeros((3, 3)))

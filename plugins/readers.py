@@ -5,8 +5,9 @@ Every reader returns :class:`~mpisnap.records.Configuration` records in LAMMPS `
 positions and cells in Å (cell rows are the lattice vectors), energies in eV, forces in eV/Å and
 stresses as 3×3 tensors in **bar, pressure convention** (positive = compressive, like LAMMPS
 ``pxx``). Units are converted here and nowhere else. Every user error (missing group, malformed
-file, wrong shape, non-finite number, unknown unit) is a :class:`ValueError` with a one-line
-message that names the file and, where there is one, the key.
+file, wrong shape, non-finite number, unknown unit, a value beyond the sanity bounds of
+:func:`mpisnap.records.check_configuration` such as a coordinate beyond ±1e8 Å) is a
+:class:`ValueError` with a one-line message that names the file and, where there is one, the key.
 
 ``JSON`` — one configuration per file, ``<dataPath>/<group>/*.json`` in file-name order (Python
 string order, independent of the directory listing and the locale); other files in the folder are
@@ -83,7 +84,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from mpisnap.hookspecs import hookimpl
-from mpisnap.records import ConfigRef, Configuration, Reader
+from mpisnap.records import ConfigRef, Configuration, Reader, check_configuration
 
 __all__ = [
     "ENERGY_UNITS", "EV_PER_A3_IN_BAR", "LENGTH_UNITS", "PRESSURE_UNITS",
@@ -293,6 +294,11 @@ def _json_style(path: str, d: dict, key: str) -> float:
     return factor
 
 
+#: The JSON keys of the checked quantities (error messages name the key of the file).
+_JSON_KEYS = {"positions": "Positions", "cell": "Lattice", "energy": "Energy", "forces": "Forces",
+              "stress": "Stress"}
+
+
 def _json_load(ref: ConfigRef) -> Configuration:
     path = ref.source
     d = _json_parse(path)
@@ -318,6 +324,7 @@ def _json_load(ref: ConfigRef) -> Configuration:
     unit = {key: _json_style(path, d, key) for key in _STYLES}  # every style, even if unused
     positions = _floats(path, "Positions", d["Positions"], (n, 3)) * unit["PositionsStyle"]
     cell = _floats(path, "Lattice", d["Lattice"], (3, 3)) * unit["LatticeStyle"]
+    check_configuration(path, positions, cell, n, keys=_JSON_KEYS)  # sane before the volume
     if abs(np.linalg.det(cell)) <= 1e-12 * max(1.0, float(np.abs(cell).max())) ** 3:
         raise _fail(path, "Lattice: the cell vectors are linearly dependent (zero volume)")
     energy = forces = stress = None
@@ -327,6 +334,7 @@ def _json_load(ref: ConfigRef) -> Configuration:
         forces = _floats(path, "Forces", d["Forces"], (n, 3)) * unit["ForcesStyle"]
     if d.get("Stress") is not None:
         stress = _floats(path, "Stress", d["Stress"], (3, 3)) * unit["StressStyle"]
+    check_configuration(path, positions, cell, n, energy, forces, stress, keys=_JSON_KEYS)
     return Configuration(ref.name, ref.group, positions, cell, (True, True, True),
                          tuple(t.strip() for t in types), energy, forces, stress)
 
@@ -467,6 +475,8 @@ def _xyz_load(ref: ConfigRef) -> Configuration:
         f = atoms.arrays.get("force")
     if f is not None:
         forces = _floats(where, "forces", f, (n, 3))
+    check_configuration(where, positions, cell, n, energy, forces, stress,
+                        keys={"cell": "Lattice"})
     return Configuration(ref.name, ref.group, positions, cell, pbc, symbols, energy, forces,
                          stress)
 
@@ -511,6 +521,7 @@ def _ase_load(ref: ConfigRef) -> Configuration:
         if s.shape not in ((6,), (3, 3)):
             raise _fail(where, f"stress: expected shape (6,) or (3, 3), got {s.shape}")
         stress = _floats(where, "stress", ase_stress_to_bar(s), (3, 3))
+    check_configuration(where, positions, cell, n, energy, forces, stress)
     return Configuration(ref.name, ref.group, positions, cell, pbc, symbols, energy, forces,
                          stress)
 

@@ -31,7 +31,9 @@ Solvers (FitSNAP names):
 * ``ARD`` — automatic relevance determination (sparse Bayesian regression) with the posterior
   covariance.
 
-A non-finite or wrongly shaped R or qb is a ValueError naming the solver.
+A non-finite or wrongly shaped R or qb is a ValueError naming the solver, and so is an all-zero R
+(n > 0): every training row had weight 0 or was zero, so there is nothing to fit and any solver
+would silently return zero coefficients.
 """
 from __future__ import annotations
 
@@ -65,6 +67,11 @@ def _check(name: str, R, qb):
     if not np.isfinite(qb).all():
         raise ValueError(f"{name} solver: Qᵀb contains NaN or infinite values "
                          "(non-finite values in the truth or weights)")
+    if R.size and not R.any():
+        raise ValueError(f"{name} solver: the weighted training system is all zero (every "
+                         "training row has weight 0, or every weighted design-matrix row is "
+                         "zero): any coefficients fit it equally well; set a non-zero "
+                         "eweight/fweight/vweight in [GROUPS] for groups with training rows")
     return R, qb
 
 

@@ -2,6 +2,7 @@
 sampling and the (smart) weights."""
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -219,3 +220,64 @@ def test_inp_training_set():
         assert all((e.eweight, e.fweight, e.vweight) == (g.eweight, g.fweight, g.vweight)
                    for e in mine)
     assert entries == training_set(s, reader)
+
+
+# -- weights that would fit nothing, or overflow -------------------------------------------------
+
+def _settings_with(groups, calculator=None):
+    raw = {"BISPECTRUM": {"type": "Ta"}, "PATH": {"dataPath": "data"}, "GROUPS": dict(groups)}
+    if calculator:
+        raw["CALCULATOR"] = calculator
+    return load_settings(raw, base_dir="/base")
+
+
+@pytest.mark.parametrize("groups, named", [
+    ({"A": "1.0 0.0 0 0 0", "B": "0.5 0.5 0 0 0"}, "A, B"),
+    # only the test rows have weight: the fit would still see zeros only
+    ({"A": "1.0 0.0 0 0 0", "B": "0.0 1.0 1 1 1", "C": "0.6 0.4 0 0 0"}, "A, C"),
+])
+def test_every_training_weight_zero_is_an_error_naming_the_groups(groups, named):
+    reader = FakeReader({"A": 4, "B": 4, "C": 5}).reader()
+    with pytest.raises(ValueError, match=rf"^<dict>: \[GROUPS\]: every training row has weight 0 "
+                                         rf"\(groups: {named}; fitted rows: energy, force, "
+                                         r"stress\): .*set a non-zero eweight/fweight/vweight"):
+        training_set(_settings_with(groups), reader)
+
+
+def test_zero_weight_only_counts_for_the_fitted_row_kinds():
+    reader = FakeReader({"A": 4}).reader()
+    energy_only = {"force": 0, "stress": 0}
+    with pytest.raises(ValueError, match=r"fitted rows: energy\): .*set a non-zero eweight in"):
+        training_set(_settings_with({"A": "1.0 0.0 0 1 1"}, energy_only), reader)
+    # one weighted kind of one group is enough; a group with weight 0 beside it is fine
+    assert len(training_set(_settings_with({"A": "1.0 0.0 2 0 0"}, energy_only), reader)) == 4
+    reader = FakeReader({"A": 4, "B": 3}).reader()
+    assert len(training_set(_settings_with({"A": "1.0 0.0 0 0 0", "B": "1.0 0.0 0 1e-8 0"}),
+                            reader)) == 7
+    # no training rows at all is left to the pipeline ("no training rows")
+    only_test = _settings_with({"A": "0.0 1.0 0 0 0"})
+    assert len(training_set(only_test, FakeReader({"A": 4}).reader())) == 4
+
+
+def test_weight_beyond_the_bound_is_an_error():
+    reader = FakeReader({"A": 4}).reader()
+    with pytest.raises(ValueError, match=r"^<dict>: \[GROUPS\] A: eweight: 1e\+300 is too large "
+                                         r"\(at most 1e100\): weights only matter relative"):
+        training_set(_settings_with({"A": "1.0 0.0 1e300 1 1"}), reader)
+    assert training_set(_settings_with({"A": "1.0 0.0 1e100 1 1"}), reader)[0].eweight == 1e100
+
+
+@pytest.mark.parametrize("value, fragment", [
+    (float("nan"), "a weight must be a finite number >= 0, got nan"),
+    (float("inf"), "a weight must be a finite number >= 0, got inf"),
+    (-1.0, "a weight must be a finite number >= 0, got -1.0"),
+    (True, "expected a number, got True"),
+])
+def test_weights_that_bypass_the_parser_are_checked(value, fragment):
+    """Settings built in Python (not parsed) get the same checks."""
+    import dataclasses
+
+    s = _settings_with({"A": "1.0 0.0 1 1 1"})
+    s = dataclasses.replace(s, groups=(dataclasses.replace(s.groups[0], fweight=value),))
+    with pytest.raises(ValueError, match=r"\[GROUPS\] A: fweight: " + re.escape(fragment)):
+        training_set(s, FakeReader({"A": 2}).reader())

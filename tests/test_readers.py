@@ -261,6 +261,31 @@ def test_json_error_nan_energy(R, tmp_path):
 
 
 @pytest.mark.parametrize("key, value, fragment", [
+    ("Positions", [[0, 0, 0], [1, 1e300, 1], [2, 2, 2]], "Positions: atom 1 y is 1e+300 Å; "
+                                                         "beyond ±1e8 Å it is not physical"),
+    ("Positions", [[0, 0, 0], [1, 1, 1], [2, 2, -2e8]], "Positions: atom 2 z is -2e+08 Å"),
+    # a huge cell used to overflow in the zero-volume check (OverflowError, not a user error)
+    ("Lattice", [[1e300, 0, 0], [0, 4, 0], [0, 0, 4]], "Lattice: cell vector 0 x is 1e+300 Å"),
+    ("Energy", 1e300, "Energy: 1e+300 eV for 3 atoms; beyond ±1e8 eV per atom"),
+    ("Energy", -4e8, "Energy: -4e+08 eV for 3 atoms"),
+    ("Forces", [[0, 0, 0], [0, 0, 0], [0, 1e300, 0]], "Forces: atom 2 y is 1e+300 eV/Å"),
+    ("Stress", [[1, 0, 0], [0, 1, 1e300], [0, 1e300, 1]], "Stress: component yz is 1e+300 bar"),
+])
+def test_json_error_nonsense_magnitude(R, tmp_path, key, value, fragment):
+    """Finite but absurd numbers (corrupt data, a wrong unit) are refused naming file and key,
+    instead of fitting silently or overflowing later."""
+    assert fragment in json_error(R, tmp_path, dataset([config(**{key: value})]))
+
+
+def test_json_bounds_are_not_hit_by_real_extremes(R, tmp_path):
+    """Just inside the bounds: loads (an all-electron-size energy, a 1 GPa-scale stress ...)."""
+    cfg = config(Positions=[[0, 0, 0], [1, 1, 1], [2, 2, 9.9e7]], Energy=-3 * 5e5,
+                 Forces=[[1e4, 0, 0], [0, 0, 0], [0, 0, 0]], Stress=np.diag([1e7] * 3).tolist())
+    c = load_json(R, write_json(tmp_path / "g", "ok.json", dataset([cfg])))
+    assert c.energy == -1.5e6 and c.positions[2, 2] == 9.9e7
+
+
+@pytest.mark.parametrize("key, value, fragment", [
     ("Forces", [[0, 0], [0, 0], [0, 0]], "Forces: expected shape (3, 3), got (3, 2)"),
     ("Forces", FRC[:2], "Forces: expected shape (3, 3), got (2, 3)"),
     ("Positions", [[0, 0, 0], [1, 1], [2, 2, 2]], "Positions: expected an array"),
@@ -482,6 +507,15 @@ def test_xyz_error_nan_force(R, tmp_path):
     f[3, 1] = np.nan
     (tmp_path / "G.xyz").write_text(xyz_frame(syms, pos, f, cell, e, s))
     with pytest.raises(ValueError, match="forces: contains non-finite"):
+        R["XYZ"].load(R["XYZ"].list_configs(str(tmp_path), "G")[0])
+
+
+def test_xyz_error_nonsense_position(R, tmp_path):
+    syms, pos, f, cell, e, s = make_frames(1)[0]
+    pos = pos.copy()
+    pos[4, 0] = 1e300
+    (tmp_path / "G.xyz").write_text(xyz_frame(syms, pos, f, cell, e, s))
+    with pytest.raises(ValueError, match=r"G\.xyz: frame 0: positions: atom 4 x is 1e\+300 Å"):
         R["XYZ"].load(R["XYZ"].list_configs(str(tmp_path), "G")[0])
 
 

@@ -193,3 +193,16 @@ def test_bad_shapes(name):
         solve(np.zeros((3, 2)), np.zeros(3), _settings(), nrows=3)
     with pytest.raises(ValueError, match=f"{name} solver: qb must have shape"):
         solve(np.eye(3), np.zeros(2), _settings(), nrows=3)
+
+
+@pytest.mark.parametrize("name", ["SVD", "QR", "RIDGE", "LASSO", "ARD"])
+def test_all_zero_weights_are_an_error_not_a_zero_potential(name):
+    """Weights all 0: TSQR gives R = 0 and Qᵀb = 0. Every solver used to return x = 0 (QR: "rank
+    deficient"); now each says there is nothing to fit."""
+    solve = {r.name: r.solve for r in S.mpisnap_solvers()}[name]
+    A, b, w = _system(40, 5)
+    R, qb, rnorm2 = _compress(A, b, np.zeros_like(w))
+    assert not R.any() and not qb.any()
+    with pytest.raises(ValueError, match=f"^{name} solver: the weighted training system is all "
+                                         "zero .*weight 0.*set a non-zero eweight/fweight/vweight"):
+        solve(R, qb, _settings(), nrows=40, rnorm2=rnorm2)
