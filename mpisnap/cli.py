@@ -1,57 +1,122 @@
 """The ``mpisnap`` command line: ``mpisnap fit INPUT``, ``mpisnap plugins``, ``mpisnap --version``.
 
-User errors (bad input files, settings, data, unknown plugin names) print one line and exit with
-status 2, without a traceback. Under MPI an error on any rank prints that rank's message once and
-ends every rank.
+Errors, the same for every verb:
+
+* a user-caused error — bad input file, settings, data or plugin names, unusable output paths,
+  and any :class:`OSError` (disk full, name too long, not a directory, permission denied; printed
+  as ``path: reason``) — prints one line ``mpisnap: error: ...`` and exits with status 2;
+* any other exception is a bug: one line ``mpisnap: internal error: Type: message (run with
+  --debug for the traceback)``, status 1;
+* ``--debug`` (every verb) prints the traceback as well;
+* SIGINT (Ctrl-C) or SIGTERM: ``mpisnap: interrupted``, status 130.
+
+Under MPI the message is printed once per job and every rank ends: an error every rank raised
+together (:func:`mpisnap.pipeline.agree`) is printed by rank 0 and each rank exits by itself; an
+error of one rank alone is printed by that rank, which then aborts the job (``MPI_Abort``; the
+launcher adds its own notice). Rank 0 prints at once, other ranks after a short grace period, so
+that an error all ranks hit at the same point (without agreeing on it) is printed once, by
+rank 0, whose abort ends the others first.
+
+A new verb: ``sub.add_parser(name, parents=[_job_options()])`` (or ``[_common_options()]``),
+``set_defaults(run=_cmd_name)`` with ``_cmd_name(args, comm) -> int``; :func:`main` applies the
+error contract to it.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import signal
 import sys
-from typing import Sequence
+import threading
+import time
+import traceback
+from typing import Callable, Sequence
 
-USER_ERRORS = (ValueError, FileNotFoundError, IsADirectoryError, PermissionError)
+from .errors import Collective, is_user_error, one_line
+
+#: Seconds a non-zero rank waits before printing an error of its own (see the module docstring).
+GRACE = 1.0
+
+_RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MV2_COMM_WORLD_RANK")
+
+
+def _launcher_rank() -> int:
+    """This process's rank as the MPI launcher says (0 when not launched), without MPI."""
+    for var in _RANK_VARS:
+        value = os.environ.get(var, "")
+        if value.isdigit():
+            return int(value)
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors, ``--help`` and ``--version`` are printed by rank 0 only under mpiexec."""
+
+    def _print_message(self, message, file=None):
+        if _launcher_rank() == 0:
+            super()._print_message(message, file)
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """The options of every verb."""
+    c = _Parser(add_help=False)
+    c.add_argument("--debug", action="store_true",
+                   help="on an error, print the traceback too")
+    return c
+
+
+def _job_options() -> argparse.ArgumentParser:
+    """The options of every verb that runs a job on an input file (fit; later learn, generate,
+    tune): --set, --output-dir, --threads, -q and the common ones."""
+    j = _Parser(add_help=False, parents=[_common_options()])
+    j.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="SECTION.key=value",
+                   help="override an input-file setting (repeatable), e.g. --set SOLVER.solver=RIDGE")
+    j.add_argument("--output-dir", default=".", help="folder for the output files (default: .)")
+    j.add_argument("--threads", type=int, default=None,
+                   help="threads per process for every thread pool: OpenMP, BLAS (default: "
+                        "OMP_NUM_THREADS, else the node's cores divided by its MPI ranks)")
+    j.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    return j
 
 
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="mpisnap",
         description="Fit SNAP interatomic potentials (FitSNAP-compatible inputs) and write "
                     "LAMMPS files.")
     p.add_argument("--version", action="version", version=f"mpisnap {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    f = sub.add_parser("fit", help="fit a potential from a FitSNAP input file",
+    f = sub.add_parser("fit", parents=[_job_options()],
+                       help="fit a potential from a FitSNAP input file",
                        description="Fit a potential from a FitSNAP input file (*.in). Run under "
                                    "mpiexec for MPI parallelism.")
     f.add_argument("input", help="FitSNAP input file")
-    f.add_argument("--set", dest="overrides", action="append", default=[],
-                   metavar="SECTION.key=value",
-                   help="override an input-file setting (repeatable), e.g. --set SOLVER.solver=RIDGE")
-    f.add_argument("--output-dir", default=".", help="folder for the output files (default: .)")
-    f.add_argument("--threads", type=int, default=None,
-                   help="threads per process for every thread pool: OpenMP, BLAS (default: "
-                        "OMP_NUM_THREADS, else the node's cores divided by its MPI ranks)")
     f.add_argument("--store", metavar="PATH", default=None,
                    help="also write the sharded design matrix to an HDF5 descriptor store")
     f.add_argument("--from-store", metavar="PATH", default=None,
                    help="refit from a descriptor store (new weights, split or solver; no "
                         "descriptors computed)")
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
-    f.add_argument("-q", "--quiet", action="store_true", help="only errors")
-    sub.add_parser("plugins", help="list the installed plugins",
-                   description="List the installed plugins (built-in and third-party) by family.")
+    f.set_defaults(run=_cmd_fit)
+    pl = sub.add_parser("plugins", parents=[_common_options()],
+                        help="list the installed plugins",
+                        description="List the installed plugins (built-in and third-party) by "
+                                    "family.")
+    pl.set_defaults(run=_cmd_plugins)
     return p
 
 
-def _cmd_plugins() -> int:
+def _cmd_plugins(args, comm) -> int:
     from .plugin_manager import build_registry, get_plugin_manager
 
     reg = build_registry(get_plugin_manager())
+    if comm.rank != 0:
+        return 0
     for family in ("model_forms", "solvers", "readers", "writers", "reference_potentials"):
         print(f"{family.replace('_', ' ')}:")
         for rec in reg.all(family):
@@ -94,54 +159,78 @@ def _summary(result) -> str:
     return "\n".join(lines)
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip()) or type(exc).__name__
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _message(exc: BaseException, where: str = "") -> tuple[str, int]:
+    """The one line for ``exc`` (``where``: e.g. " (rank 3)") and the exit status."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "mpisnap: interrupted", 130
+    if is_user_error(exc):
+        return f"mpisnap: error{where}: {one_line(exc)}", 2
+    return (f"mpisnap: internal error{where}: {one_line(exc)} (run with --debug for the "
+            f"traceback)", 1)
+
+
+def _report(exc: BaseException, comm, debug: bool) -> int:
+    """Print ``exc`` once per job (see the module docstring) and end this rank: the exit status,
+    or ``comm.Abort`` under MPI when the other ranks do not know about the error."""
+    rank, size = (comm.rank, comm.size) if comm is not None else (0, 1)
+
+    def emit(text: str) -> None:
+        if debug and not isinstance(exc, KeyboardInterrupt):
+            traceback.print_exception(exc, file=sys.stderr)
+        print(text, file=sys.stderr, flush=True)
+
+    line, status = _message(exc)
+    if size == 1:
+        emit(line)
+        return status
+    if isinstance(exc, Collective):  # every rank raised it: rank 0 prints, each rank exits
+        if rank == 0:
+            emit(line)
+        elif debug and exc.__cause__ is not None:  # the failing rank shows where it failed
+            traceback.print_exception(exc, file=sys.stderr)
+            sys.stderr.flush()
+        return status
+    if rank != 0:
+        if _in_main_thread():  # a second Ctrl-C or SIGTERM must not cut the report short
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_IGN)
+        time.sleep(GRACE)  # rank 0 may be reporting the same error; its abort ends us first
+        line, status = _message(exc, f" (rank {rank})")
+    emit(line)
+    comm.Abort(status)
+    return status
+
+
+def _terminate(signum, frame):  # SIGTERM (e.g. from mpiexec or a batch system): stop cleanly
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one verb with the error contract of the module docstring; returns the exit status."""
     args = _parser().parse_args(argv)
-    if args.command == "plugins":
-        try:
-            return _cmd_plugins()
-        except USER_ERRORS as exc:
-            print(f"mpisnap: error: {_one_line(exc)}", file=sys.stderr)
-            return 2
-    import signal
-
-    from .comm import world
-
-    def _terminate(signum, frame):  # SIGTERM (e.g. from mpiexec or a batch system): stop cleanly
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _terminate)
-    comm = world()
+    run: Callable = args.run
+    comm = None
+    previous = {}
+    if _in_main_thread():
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        signal.signal(signal.SIGTERM, _terminate)
     try:
-        return _cmd_fit(args, comm)
-    except KeyboardInterrupt:
-        print("mpisnap: interrupted", file=sys.stderr)
-        if comm.size > 1:
-            comm.Abort(130)
-        return 130
-    except USER_ERRORS as exc:
-        from .pipeline import CollectiveError
+        from .comm import world
 
-        if isinstance(exc, CollectiveError):  # every rank has the message: rank 0 prints it
-            if comm.rank == 0:
-                print(f"mpisnap: error: {_one_line(exc)}", file=sys.stderr, flush=True)
-            return 2
-        where = f" (rank {comm.rank})" if comm.size > 1 else ""
-        print(f"mpisnap: error{where}: {_one_line(exc)}", file=sys.stderr, flush=True)
-        if comm.size > 1:
-            comm.Abort(2)
-        return 2
-    except BaseException:
-        if comm.size > 1:
-            import traceback
-
-            traceback.print_exc()
-            sys.stderr.flush()
-            comm.Abort(1)
+        comm = world()
+        return run(args, comm)
+    except SystemExit:
         raise
+    except BaseException as exc:  # noqa: BLE001 - the contract covers every exception
+        return _report(exc, comm, getattr(args, "debug", False))
+    finally:
+        if previous:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 if __name__ == "__main__":  # pragma: no cover

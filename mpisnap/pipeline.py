@@ -16,6 +16,7 @@ import numpy as np
 
 from . import metrics as metrics_mod
 from .comm import SerialComm
+from .errors import Collective, CollectiveInternalError, is_user_error, one_line
 from .data import training_set
 from .partition import assign, imbalance
 from .plugin_manager import PluginError, build_registry, get_plugin_manager
@@ -34,7 +35,7 @@ class FitError(ValueError):
     """A user-facing problem found while fitting (bad data, unusable settings)."""
 
 
-class CollectiveError(FitError):
+class CollectiveError(FitError, Collective):
     """Raised on every rank by :func:`agree` when a stage failed on some rank: every rank knows
     the (lowest failing) rank's message, so the run can end cleanly without MPI_Abort."""
 
@@ -324,16 +325,14 @@ def agree(comm, fn, *args, **kwargs):
         if err is not None:
             raise err
         return out
-    msgs = comm.allgather(None if err is None else (isinstance(err, (ValueError, OSError)),
-                                                   " ".join(str(err).split()) or type(err).__name__))
+    msgs = comm.allgather(None if err is None else (is_user_error(err), one_line(err)))
     bad = [(r, m) for r, m in enumerate(msgs) if m is not None]
-    if bad:
+    if bad:  # the same exception type and message on every rank (the failing one: from its own)
         rank, (user, msg) = bad[0]
-        if err is not None and rank == comm.rank and not user:
-            raise err
+        cause = err if rank == comm.rank else None
         if user:
-            raise CollectiveError(f"rank {rank}: {msg}")
-        raise RuntimeError(f"rank {rank}: {msg}")
+            raise CollectiveError(f"rank {rank}: {msg}") from cause
+        raise CollectiveInternalError(f"rank {rank}: {msg}") from cause
     return out
 
 
@@ -396,6 +395,7 @@ def _fit(comm, source, *, overrides, output_dir, plugins, autoload, write, threa
     timer = Timer()
     t_start = time.perf_counter()
     with timer("setup"):
+        agree(comm, _check_targets, comm.rank, output_dir if write else False, store)
         pieces = agree(comm, prepare, source, overrides, plugins, autoload, threads)
     if pieces.form is not None and pieces.form.kind == "nonlinear":
         # Nonlinear forms train themselves (data-parallel over comm) and return the FitResult.
@@ -470,13 +470,40 @@ def _fit(comm, source, *, overrides, output_dir, plugins, autoload, write, threa
     return _finish(comm, result, pieces, timer, t_start, write, output_dir)
 
 
+def _check_targets(rank: int, output_dir, store) -> None:
+    """Before any work (rank 0; the others wait in :func:`agree`): repair outputs an interrupted
+    earlier run left half swapped, check that the output directory is, or can be made, a
+    writable directory (``output_dir`` False: nothing is written) and that ``store`` may be
+    written (a new name or an mpisnap descriptor store)."""
+    if rank != 0:
+        return
+    from .io import check_output_dir, recover_outputs
+
+    if output_dir is not False:
+        out = check_output_dir(os.fspath(output_dir) if output_dir is not None else os.getcwd())
+        if os.path.isdir(out):
+            recover_outputs(out)
+    if store is not None:
+        from .store import check_store_target
+
+        check_store_target(store)
+
+
 def _finish(comm, result: FitResult, pieces: Pieces, timer: Timer, t_start: float, write: bool,
             output_dir) -> FitResult:
-    """Rank 0 runs the writers (atomically, as a set); every rank gets the total time."""
-    if write and comm.rank == 0:
-        out = os.fspath(output_dir) if output_dir is not None else os.getcwd()
-        with timer("outputs"):
-            result.files = _write_outputs(result, out, pieces, t_start)
+    """Rank 0 runs the writers (all outputs or none, :func:`mpisnap.io.output_transaction`);
+    an error there ends every rank (:func:`agree`); every rank gets the total time."""
+    if write:
+        def outputs():
+            if comm.rank != 0:
+                return None
+            out = os.fspath(output_dir) if output_dir is not None else os.getcwd()
+            with timer("outputs"):
+                return _write_outputs(result, out, pieces, t_start)
+
+        files = agree(comm, outputs)
+        if comm.rank == 0:
+            result.files = files
     result.timings["total"] = time.perf_counter() - t_start
     return result
 
@@ -509,29 +536,19 @@ def _gather_rows(comm, shard: DesignShard) -> DesignShard | None:
 
 
 def _write_outputs(result: FitResult, out: str, pieces: Pieces, t_start: float) -> list[str]:
-    """Run the writer plugins into a staging folder inside ``out`` and move their files into
-    place only when all of them succeeded: a failed run leaves no partial set of outputs."""
-    import shutil
-    import tempfile
+    """Run the writer plugins into a staging folder inside ``out``, then swap their files (and
+    the run log) into place all or nothing (:func:`mpisnap.io.output_transaction`): a failed or
+    interrupted run leaves the previous outputs as they were. Returns the final paths."""
+    from .io import output_transaction
 
-    os.makedirs(out, exist_ok=True)
-    stage = tempfile.mkdtemp(prefix=".mpisnap-staging-", dir=out)
-    try:
+    with output_transaction(out) as tx:
         staged: list[str] = []
         for writer in pieces.registry.all("writers"):
             if writer.enabled(pieces.settings):
-                staged += [os.fspath(p) for p in writer.write(result, stage)]
-        result.files = [os.path.join(out, os.path.relpath(p, stage)) for p in staged]
-        staged.append(write_run_log(result, stage, pieces, time.perf_counter() - t_start))
-        final = []
-        for p in staged:
-            dest = os.path.join(out, os.path.relpath(p, stage))
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            os.replace(p, dest)
-            final.append(dest)
-        return final
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+                staged += [os.fspath(p) for p in writer.write(result, tx.path)]
+        result.files = [tx.final(p) for p in staged]
+        staged.append(write_run_log(result, tx.path, pieces, time.perf_counter() - t_start))
+    return [tx.final(p) for p in staged]
 
 
 def write_run_log(result: FitResult, output_dir: str, pieces: Pieces,

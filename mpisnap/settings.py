@@ -55,6 +55,8 @@ from typing import Any, Callable, Iterator, Mapping, NoReturn, Sequence
 
 import numpy as np
 
+from .io import output_name_problem
+
 __all__ = [
     "ArdSettings",
     "BispectrumSettings",
@@ -247,7 +249,9 @@ class PathSettings:
 
 @dataclass(frozen=True)
 class OutfileSettings:
-    """``[OUTFILE]`` names, as written; ``descriptors`` … ``dataframe`` go with ``[EXTRAS] dump_*``."""
+    """``[OUTFILE]`` names, as written; ``descriptors`` … ``dataframe`` go with ``[EXTRAS] dump_*``.
+    Every name is relative to the output directory and must stay inside it (no absolute path,
+    no ``..`` above it): anything else is a settings error."""
 
     output_style: str = "SNAP"
     metrics: str = "fitsnap_metrics"
@@ -838,6 +842,10 @@ def _outfile(r: _Reader) -> OutfileSettings:
     vals = {k: r.get(k, p_str, getattr(d, k)) for k in keys}
     vals["output_style"] = r.get("output_style", p_choice("SNAP"), "SNAP")
     vals["metrics_style"] = r.get("metrics_style", p_choice("MD", "CSV", "SSV", "JSON"), "MD")
+    for key in ("metrics", "potential", "descriptors", "truth", "weights", "dataframe"):
+        problem = output_name_problem(vals[key])  # before any work: never write outside
+        if problem:
+            r.fail(key, f"{problem}, got {vals[key]!r}")
     return OutfileSettings(**vals)
 
 

@@ -2,6 +2,7 @@
 naming the file, configuration, section or key, no traceback, and no output files (not even a
 partial set, nor a leftover staging folder)."""
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -339,3 +340,186 @@ def test_failed_writer_leaves_no_partial_outputs(tmp_path, example):
     with pytest.raises(ValueError, match="disk full"):
         mpisnap.fit(example / "Cu_EMT.in", output_dir=out, plugins=[Plugin()])
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+# -- output paths, disk errors and internal errors: one line, no partial outputs ---------------------
+
+PREVIOUS = {"Cu_EMT_pot.snapcoeff": "previous coefficients", "Cu_EMT_pot.log": "previous log",
+            "Cu_EMT_pot.mod": "previous mod"}
+
+
+def cli(capsys, *argv) -> tuple[int, list[str]]:
+    """``mpisnap ARGV`` in this process: the exit status and the lines on stderr."""
+    from mpisnap import cli as mpisnap_cli
+
+    status = mpisnap_cli.main([str(a) for a in argv])
+    return status, capsys.readouterr().err.splitlines()
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Computing descriptors is an internal error: proves a check happened before the fit."""
+    from mpisnap import pipeline
+
+    def build_shard(*a, **k):
+        raise AssertionError("descriptors computed")
+
+    monkeypatch.setattr(pipeline, "build_shard", build_shard)
+
+
+def previous_outputs(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in PREVIOUS.items():
+        (out / name).write_text(text)
+
+
+def previous_outputs_intact(out: Path, extra=()) -> None:
+    assert sorted(p.name for p in out.iterdir()) == sorted([*PREVIOUS, *extra])
+    for name, text in PREVIOUS.items():
+        assert (out / name).read_text() == text
+
+
+@pytest.mark.parametrize("where", ["file", "under a file"])
+def test_output_dir_that_is_a_file_is_refused_before_the_fit(tmp_path, example, capsys, no_work,
+                                                               where):
+    (tmp_path / "f").write_text("mine")
+    out = tmp_path / "f" if where == "file" else tmp_path / "f" / "sub" / "out"
+    status, err = cli(capsys, "fit", example / "Cu_EMT.in", "--output-dir", out)
+    assert status == 2
+    assert err == [f"mpisnap: error: output directory {out}: "
+                   + ("exists and is not a directory" if where == "file"
+                      else f"{tmp_path / 'f'} is not a directory")]
+    assert (tmp_path / "f").read_text() == "mine"
+
+
+def test_output_dir_name_too_long(tmp_path, example, capsys, no_work):
+    out = tmp_path / ("a" * 300)
+    status, err = cli(capsys, "fit", example / "Cu_EMT.in", "--output-dir", out)
+    assert status == 2
+    assert len(err) == 1 and err[0].endswith(": File name too long"), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Cu_EMT"]
+
+
+@pytest.mark.parametrize("key, value", [("potential", "../escaped"), ("potential", "/tmp/abs_pot"),
+                                        ("metrics", "../escaped_metrics"),
+                                        ("metrics", "sub/../../escaped_metrics")])
+def test_outfile_names_must_stay_inside_the_output_dir(tmp_path, example, capsys, no_work, key,
+                                                       value):
+    out = tmp_path / "out"
+    previous_outputs(out)
+    status, err = cli(capsys, "fit", example / "Cu_EMT.in", "--output-dir", out,
+                      "--set", f"OUTFILE.{key}={value}")
+    assert status == 2
+    assert len(err) == 1 and f"Cu_EMT.in: [OUTFILE] {key}: " in err[0], err
+    assert repr(value) in err[0]
+    previous_outputs_intact(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Cu_EMT", "out"]
+    assert not list(Path("/tmp").glob("abs_pot*"))
+
+
+def test_disk_full_keeps_the_previous_outputs(tmp_path, example, capsys, monkeypatch):
+    """ENOSPC while writing the potential (a real one: the file goes to /dev/full): one line with
+    the path and the reason, status 2, the previous outputs untouched."""
+    from mpisnap import io
+
+    real = open
+
+    def open_full(path, mode="r", **kw):
+        full = ".snapcoeff." in os.path.basename(str(path))
+        return real("/dev/full" if full else path, mode, **kw)
+
+    monkeypatch.setattr(io, "open", open_full, raising=False)
+    out = tmp_path / "out"
+    previous_outputs(out)
+    status, err = cli(capsys, "fit", example / "Cu_EMT.in", "--output-dir", out, "-q")
+    assert status == 2
+    assert err == [f"mpisnap: error: {out / 'Cu_EMT_pot.snapcoeff'}: No space left on device"]
+    previous_outputs_intact(out)
+
+
+def test_a_directory_in_the_way_keeps_the_previous_outputs(tmp_path, example, capsys):
+    """The metrics file cannot replace a directory: nothing is replaced (before, the new
+    potential sat beside the previous log)."""
+    out = tmp_path / "out"
+    previous_outputs(out)
+    (out / "Cu_EMT_metrics.md").mkdir()
+    status, err = cli(capsys, "fit", example / "Cu_EMT.in", "--output-dir", out, "-q")
+    assert status == 2
+    assert err == [f"mpisnap: error: {out / 'Cu_EMT_metrics.md'}: is a directory; cannot "
+                   f"replace it with a file"]
+    previous_outputs_intact(out, extra=["Cu_EMT_metrics.md"])
+    assert list((out / "Cu_EMT_metrics.md").iterdir()) == []
+
+
+def test_store_refuses_to_overwrite_the_input_file(tmp_path, example, capsys, no_work):
+    victim = example / "Cu_EMT.in"
+    before = victim.read_bytes()
+    status, err = cli(capsys, "fit", victim, "--output-dir", tmp_path / "out", "--store", victim)
+    assert status == 2
+    assert err == [f"mpisnap: error: descriptor store {victim}: exists and is not an mpisnap "
+                   f"descriptor store; refusing to overwrite it"]
+    assert victim.read_bytes() == before
+    assert sorted(p.name for p in example.iterdir()) == ["Cu_EMT.in", "JSON"]
+
+
+def test_store_into_a_directory_is_refused_without_debris(tmp_path, example, capsys, no_work):
+    folder = tmp_path / "stores"
+    folder.mkdir()
+    status, err = cli(capsys, "fit", example / "Cu_EMT.in", "--output-dir", tmp_path / "out",
+                      "--store", folder)
+    assert status == 2
+    assert len(err) == 1 and "is a directory" in err[0], err
+    assert list(folder.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Cu_EMT", "stores"]
+
+
+def test_garbage_from_store(tmp_path, example, capsys):
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"\x89HDF\r\n\x1a\n" + b"garbage" * 100)
+    status, err = cli(capsys, "fit", example / "Cu_EMT.in", "--output-dir", tmp_path / "out",
+                      "--from-store", junk)
+    assert status == 2
+    assert err == [f"mpisnap: error: {junk}: not an mpisnap descriptor store"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_internal_error_is_one_line_and_debug_shows_the_traceback(tmp_path, example, capsys,
+                                                                  monkeypatch):
+    from mpisnap import pipeline
+
+    def broken(*a, **k):
+        return 1 / 0
+
+    monkeypatch.setattr(pipeline, "build_shard", broken)
+    out = tmp_path / "out"
+    status, err = cli(capsys, "fit", example / "Cu_EMT.in", "--output-dir", out)
+    assert status == 1
+    assert err == ["mpisnap: internal error: ZeroDivisionError: division by zero (run with "
+                   "--debug for the traceback)"]
+    status, err = cli(capsys, "fit", example / "Cu_EMT.in", "--output-dir", out, "--debug")
+    assert status == 1
+    assert err[0] == "Traceback (most recent call last):" and "in broken" in "\n".join(err)
+    assert err[-1].startswith("mpisnap: internal error: ZeroDivisionError")
+    assert not out.exists()
+
+
+def test_plugins_verb_follows_the_same_contract(capsys, monkeypatch):
+    from mpisnap import plugin_manager
+
+    status, err = cli(capsys, "plugins", "--debug")
+    assert status == 0 and err == []
+
+    def broken(*a, **k):
+        raise KeyError("solvers")
+
+    monkeypatch.setattr(plugin_manager, "build_registry", broken)
+    status, err = cli(capsys, "plugins")
+    assert status == 1
+    assert err == ["mpisnap: internal error: KeyError: 'solvers' (run with --debug for the "
+                   "traceback)"]
+    monkeypatch.setattr(plugin_manager, "build_registry",
+                        lambda *a: (_ for _ in ()).throw(PermissionError(13, "Permission denied",
+                                                                         "/site/plugins.toml")))
+    status, err = cli(capsys, "plugins")
+    assert status == 2
+    assert err == ["mpisnap: error: /site/plugins.toml: Permission denied"]

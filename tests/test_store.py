@@ -76,3 +76,76 @@ def test_missing_store_is_a_clear_error(tmp_path):
     with pytest.raises(StoreError, match="no such descriptor store"):
         mpisnap.fit(INPUT, output_dir=tmp_path, from_store=tmp_path / "nope.h5")
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+# -- writing never destroys: only mpisnap stores are overwritten, all or nothing --------------------
+
+def snapshot(path: Path) -> dict:
+    """The bytes of a store's master file and of its parts."""
+    files = {path.name: path.read_bytes()}
+    for part in sorted(Path(str(path) + ".parts").iterdir()):
+        files[part.name] = part.read_bytes()
+    return files
+
+
+def test_a_store_is_replaced_all_or_nothing(tmp_path, monkeypatch):
+    import mpisnap.store as store_mod
+    from mpisnap.store import read_store
+    from mpisnap.settings import load_settings
+    from mpisnap.comm import SerialComm
+
+    path = tmp_path / "cu.h5"
+    mpisnap.fit(INPUT, write=False, store=path)
+    before = snapshot(path)
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(store_mod, "_write_master", full)
+    with pytest.raises(OSError, match="No space left"):
+        mpisnap.fit(INPUT, write=False, store=path, overrides=["BISPECTRUM.twojmax=4"])
+    monkeypatch.undo()
+    assert snapshot(path) == before  # the previous store, untouched and complete
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cu.h5", "cu.h5.parts"]  # no debris
+    # a successful rewrite replaces master and parts together
+    mpisnap.fit(INPUT, write=False, store=path, overrides=["BISPECTRUM.twojmax=4"])
+    assert snapshot(path) != before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cu.h5", "cu.h5.parts"]
+    shard, _ = read_store(SerialComm(), path, load_settings(INPUT, ["BISPECTRUM.twojmax=4"]))
+    assert shard.A.shape[1] == 1 + 14  # twojmax 4: 14 bispectrum components and the constant
+    with pytest.raises(StoreError, match="different"):
+        read_store(SerialComm(), path, load_settings(INPUT))
+
+
+def test_only_an_mpisnap_store_is_overwritten(tmp_path):
+    from mpisnap.store import check_store_target
+
+    other = tmp_path / "data.h5"
+    other.write_bytes(b"not hdf5")
+    with pytest.raises(StoreError, match="not an mpisnap descriptor store; refusing"):
+        check_store_target(other)
+    (tmp_path / "dir.h5").mkdir()
+    with pytest.raises(StoreError, match="is a directory"):
+        check_store_target(tmp_path / "dir.h5")
+    parts = tmp_path / "new.h5.parts"
+    parts.mkdir()
+    (parts / "notes.txt").write_text("mine")
+    with pytest.raises(StoreError, match="notes.txt"):
+        check_store_target(tmp_path / "new.h5")
+    (tmp_path / "f").write_text("")
+    with pytest.raises(StoreError, match="not a directory"):
+        check_store_target(tmp_path / "f" / "s.h5")
+    assert check_store_target(tmp_path / "fresh.h5") == str(tmp_path / "fresh.h5")
+    assert other.read_bytes() == b"not hdf5" and (parts / "notes.txt").read_text() == "mine"
+
+
+def test_a_damaged_store_is_a_clear_error(stored, tmp_path):
+    path, _ = stored
+    copy = tmp_path / "copy.h5"
+    shutil.copy(path, copy)
+    shutil.copytree(str(path) + ".parts", str(copy) + ".parts")
+    (Path(str(copy) + ".parts") / "rank00000.h5").unlink()
+    with pytest.raises(StoreError, match="part .*rank00000.h5 is missing"):
+        mpisnap.fit(INPUT, write=False, from_store=copy)
+    with pytest.raises(StoreError, match="is a directory"):
+        mpisnap.fit(INPUT, write=False, from_store=tmp_path)
