@@ -105,7 +105,8 @@ def prepare(source, overrides: Sequence[str] = (), plugins: Iterable[Any] = (),
                               f"(model form {form.name!r})")
         reader = registry.get("readers", settings.scraper.scraper, what="[SCRAPER] scraper")
         ref_rec = _choose_reference(registry, settings)
-        model = form.factory(settings, threads=threads) if threads else form.factory(settings)
+        model = form.factory(settings, threads=threads) if threads and _takes_threads(form.factory) \
+            else form.factory(settings)
         reference = ref_rec.factory(settings) if ref_rec is not None else None
     except ValueError as exc:
         # "[SECTION] key: problem" -> "<file>: [SECTION] key: problem", as settings errors read
@@ -113,6 +114,17 @@ def prepare(source, overrides: Sequence[str] = (), plugins: Iterable[Any] = (),
             exc.args = (f"{os.path.basename(settings.source) or settings.source}: {exc.args[0]}",)
         raise
     return Pieces(settings, registry, model, solver, reader, reference, form)
+
+
+def _takes_threads(factory) -> bool:
+    """Whether a model-form factory accepts ``threads=`` (third-party factories may not)."""
+    import inspect
+
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "threads" or p.kind is p.VAR_KEYWORD for p in params)
 
 
 @contextmanager
