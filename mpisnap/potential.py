@@ -9,6 +9,18 @@ Reading:
   ``.mod`` that ``mpisnap fit`` writes, or a published ``.snap`` file such as ``Ta06A.snap``), or
   a ``.snapcoeff`` with its ``.snapparam`` beside it.
 
+Writing (the inverse of the readers: what is written reads back bit for bit; every file is
+written atomically, :func:`mpisnap.io.atomic_write`):
+
+* :func:`write_snapcoeff`, :func:`write_snapparam`, :func:`write_mod` — one file each from plain
+  data (element names, per-element radelem/wj, coefficient blocks; ``.snapparam`` keywords;
+  the ``pair_style``/``pair_coeff`` lines with an optional reference potential overlaid); the
+  ``*_text`` functions give the same text without writing;
+* :func:`write_snap_potential` — all three files of a :class:`mpisnap.Descriptor` and its
+  coefficients (what ``mpisnap fit`` writes through its ``snap`` writer plugin).
+
+``pair_style mliap`` files (model, descriptor) belong here too (not yet supported).
+
 The include-file subset understood: ``#`` comments, ``&`` continuation lines, ``variable NAME
 equal|index|string VALUE`` with ``${NAME}``/``$x`` substitution (equal-style formulas of numbers,
 ``+ - * / ^``, parentheses and ``v_NAME``), ``include``, ``units metal``, ``pair_style`` and
@@ -39,6 +51,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import os
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -47,9 +60,14 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .io import atomic_write
+
 __all__ = [
     "PotentialError", "read_snapcoeff", "read_snapparam", "snap_parameters", "read_potential",
     "Potential", "Prediction", "SnapStyle", "ZBLStyle", "STYLE_PARSERS", "SNAPPARAM_DEFAULTS",
+    "coefficient_labels", "snapcoeff_text", "snapparam_text", "descriptor_parameters",
+    "snap_pair_commands", "mod_text", "write_snapcoeff", "write_snapparam", "write_mod",
+    "write_snap_potential",
 ]
 
 
@@ -184,6 +202,334 @@ def snap_parameters(path) -> dict[str, Any]:
     return out
 
 
+# -- writing: .snapcoeff, .snapparam, .mod ------------------------------------------------------
+
+def _version() -> str:
+    from . import __version__
+
+    return str(__version__)
+
+
+def _f(x) -> str:
+    """A float that reads back bit-for-bit (shortest repr)."""
+    return repr(float(x))
+
+
+def _comment(text: str | None, default: str) -> list[str]:
+    return [f"# {ln}" for ln in (text or default).splitlines()]
+
+
+def coefficient_labels(descriptor) -> list[str]:
+    """One label per descriptor value of a block (``nvalues`` of them, β0 not included):
+    ``B[k, j1, j2, j]`` (k counts from 1; β0 is ``B[0]``), with chemflag followed by the element
+    triple, and for the quadratic terms ``0.5*B[k]^2`` and ``B[k]*B[l]``."""
+    triples = [tuple(int(v) for v in t) for t in descriptor.triples]
+    lin: list[str] = []
+    if getattr(descriptor, "chemflag", False):
+        els = list(descriptor.elements)
+        for a in els:
+            for b in els:
+                for c in els:
+                    for (j1, j2, j) in triples:
+                        lin.append(f"B[{len(lin) + 1}, {j1}, {j2}, {j}] {a}-{b}-{c}")
+    else:
+        lin = [f"B[{i + 1}, {j1}, {j2}, {j}]" for i, (j1, j2, j) in enumerate(triples)]
+    labels = list(lin)
+    if getattr(descriptor, "quadraticflag", False):
+        n = len(lin)
+        for k in range(n):
+            labels.append(f"0.5*B[{k + 1}]^2")
+            labels.extend(f"B[{k + 1}]*B[{m + 1}]" for m in range(k + 1, n))
+    nvalues = int(descriptor.nvalues)
+    if len(labels) != nvalues:  # unknown layout: plain indices
+        labels = [f"B[{i + 1}]" for i in range(nvalues)]
+    return labels
+
+
+def snapcoeff_text(elements: Sequence[str], radelem: Sequence[float], wj: Sequence[float],
+                   blocks, *, labels: Sequence[str] | None = None,
+                   comment: str | None = None) -> str:
+    """The ``.snapcoeff`` file that :func:`read_snapcoeff` reads back exactly: comment lines, one
+    blank line, ``nelem ncoeffall``, then per element ``Symbol radelem wj`` followed by one
+    coefficient per line (β0 first, shortest round-trip repr, a ``#  label`` comment). Nothing
+    blank or comment-only after the header line (LAMMPS rejects it).
+
+    ``radelem``, ``wj``: one value per element; ``blocks``: ``{element: coefficients}`` or an
+    array with one row per element (β0 then the ``ncoeffall - 1`` others); ``labels``: one per
+    coefficient after β0 (default ``B[k]``; :func:`coefficient_labels` gives LAMMPS's)."""
+    els = [str(e) for e in elements]
+    for el in els:
+        if el.split() != [el] or "#" in el or el == "NULL":
+            raise ValueError(f"element name {el!r} cannot be written to a .snapcoeff file")
+    if len(set(els)) != len(els):
+        raise ValueError(f"element names must be distinct, got {' '.join(els)}")
+    radelem, wj = np.asarray(radelem, float).reshape(-1), np.asarray(wj, float).reshape(-1)
+    if len(radelem) != len(els) or len(wj) != len(els):
+        raise ValueError(f"{len(els)} elements need {len(els)} radelem and wj values, got "
+                         f"{len(radelem)} and {len(wj)}")
+    if not (np.all(np.isfinite(radelem)) and np.all(np.isfinite(wj))):
+        raise ValueError("radelem and wj must be finite")
+    if hasattr(blocks, "keys"):
+        missing = [el for el in els if el not in blocks]
+        if missing:
+            raise ValueError(f"no coefficient block for element(s) {' '.join(missing)}")
+        rows = [np.asarray(blocks[el], dtype=float).reshape(-1) for el in els]
+    else:
+        arr = np.asarray(blocks, dtype=float)
+        if arr.ndim != 2 or len(arr) != len(els):
+            raise ValueError(f"coefficients must be one row per element ({len(els)}), got shape "
+                             f"{arr.shape}")
+        rows = list(arr)
+    ncoeffall = len(labels) + 1 if labels is not None else rows[0].size
+    labels = ["B[0]"] + (list(labels) if labels is not None
+                         else [f"B[{k}]" for k in range(1, ncoeffall)])
+    lines = _comment(comment, f"mpisnap {_version()} SNAP potential")
+    lines += ["", f"{len(els)} {ncoeffall}"]
+    for el, r, w, c in zip(els, radelem, wj, rows):
+        if c.size != ncoeffall or ncoeffall < 1:
+            raise ValueError(f"coefficient block of {el} has {c.size} values, expected {ncoeffall}")
+        if not np.all(np.isfinite(c)):
+            raise ValueError(f"coefficient block of {el} has non-finite values")
+        lines.append(f"{el} {_f(r)} {_f(w)}")
+        lines += [f"{_f(x):<25} #  {lab}" for x, lab in zip(c, labels)]
+    return "\n".join(lines) + "\n"
+
+
+_PARAM_ORDER = ("rcutfac", "twojmax", "rfac0", "rmin0", "bzeroflag", "quadraticflag",
+                "wselfallflag", "chemflag", "bnormflag", "switchflag", "switchinnerflag")
+
+
+def snapparam_text(params, *, comment: str | None = None) -> str:
+    """The ``.snapparam`` file that :func:`snap_parameters` reads back exactly: ``keyword value``
+    lines in a fixed order, every flag written (LAMMPS's default where ``params`` has none),
+    ``sinner``/``dinner`` (one value per element) when ``switchinnerflag = 1``, ``chunksize``
+    and ``parallelthresh`` when given.
+
+    ``params``: a mapping of ``.snapparam`` keywords (:data:`SNAPPARAM_DEFAULTS`) to values; None
+    values count as absent, ``rcutfac`` and ``twojmax`` are required."""
+    unknown = [k for k in params if k not in SNAPPARAM_DEFAULTS]
+    if unknown:
+        raise ValueError(f"unknown .snapparam keyword(s) {', '.join(map(repr, unknown))} (known: "
+                         f"{', '.join(SNAPPARAM_DEFAULTS)})")
+    p = dict(SNAPPARAM_DEFAULTS)
+    p.update((k, v) for k, v in params.items() if v is not None)
+    for key in ("rcutfac", "twojmax"):
+        if p[key] is None:
+            raise ValueError(f".snapparam keyword {key!r} is required")
+
+    def integer(key):
+        x = p[key]
+        if isinstance(x, str) or float(x) != int(x):
+            raise ValueError(f".snapparam {key} must be an integer, got {x!r}")
+        x = int(x)
+        if key in _INT_KEYS and key != "twojmax" and x not in (0, 1):
+            raise ValueError(f".snapparam {key} must be 0 or 1, got {p[key]!r}")
+        return x
+
+    lines = _comment(comment, f"mpisnap {_version()} SNAP parameters")
+    for key in _PARAM_ORDER:
+        lines.append(f"{key} {integer(key) if key in _INT_KEYS else _f(p[key])}")
+    if integer("switchinnerflag"):
+        for key in ("sinner", "dinner"):
+            if p[key] is None:
+                raise ValueError(f".snapparam switchinnerflag 1 needs {key}")
+            lines.append(f"{key} " + " ".join(_f(v) for v in np.atleast_1d(p[key])))
+    for key in ("chunksize", "parallelthresh"):
+        if p[key] is not None:
+            lines.append(f"{key} {integer(key)}")
+    return "\n".join(lines) + "\n"
+
+
+def descriptor_parameters(descriptor) -> dict[str, Any]:
+    """The ``.snapparam`` keywords of a :class:`mpisnap.Descriptor` (the inverse of
+    :attr:`SnapStyle.descriptor`): ``sinner``/``dinner`` only with ``switchinnerflag``."""
+    d = descriptor
+    out: dict[str, Any] = {"rcutfac": float(d.rcutfac), "twojmax": int(d.twojmax),
+                           "rfac0": float(d.rfac0), "rmin0": float(d.rmin0)}
+    for key in _PARAM_ORDER[4:]:
+        out[key] = int(bool(getattr(d, key)))
+    if out["switchinnerflag"]:
+        out["sinner"] = [float(v) for v in d.sinner]
+        out["dinner"] = [float(v) for v in d.dinner]
+    return out
+
+
+def _is_number(tok: str) -> bool:
+    try:
+        float(tok)
+    except ValueError:
+        return False
+    return True
+
+
+def _drop_zero_styles(tokens: Sequence[str]) -> list[str]:
+    """Remove every ``zero <cutoff> [nocoeff] [full]`` sub-style from hybrid arguments."""
+    out, i = [], 0
+    while i < len(tokens):
+        if tokens[i] == "zero":
+            i += 1
+            while i < len(tokens) and (_is_number(tokens[i]) or tokens[i] in ("nocoeff", "full")):
+                i += 1
+            continue
+        out.append(tokens[i])
+        i += 1
+    return out
+
+
+def _coeff_words(line: str) -> list[str]:
+    t = line.split()
+    return t[1:] if t and t[0] == "pair_coeff" else t
+
+
+def _mixed_pairs(style: str, lines: list[list[str]], ntypes: int) -> list[str]:
+    """Explicit ``pair_coeff`` lines for the type pairs a single reference style leaves to
+    LAMMPS's mixing, which it does not do inside ``hybrid/overlay`` (there every pair is set by
+    the ``snap`` line): ``zbl`` mixes as LAMMPS does (Z_I and Z_J of the pairs I I and J J);
+    any other style with unset pairs is an error."""
+    from .zbl import _type_bounds
+
+    covered: set[tuple[int, int]] = set()
+    z: dict[int, str] = {}
+    for t in lines:
+        try:
+            (ilo, ihi), (jlo, jhi) = (_type_bounds(x, ntypes) for x in t[:2])
+        except ValueError as exc:
+            raise ValueError(f"[REFERENCE] pair_coeff {' '.join(t)}: {exc}") from None
+        for i in range(ilo, ihi + 1):
+            for j in range(jlo, jhi + 1):
+                covered.add((min(i, j), max(i, j)))
+                if i == j and len(t) >= 3:
+                    z[i] = t[2]
+    unset = [(i, j) for i in range(1, ntypes + 1) for j in range(i + 1, ntypes + 1)
+             if (i, j) not in covered]
+    if not unset:
+        return []
+    if style != "zbl" or any(i not in z or j not in z for i, j in unset):
+        pairs = ", ".join(f"{i} {j}" for i, j in unset)
+        raise ValueError(f"[REFERENCE] pair_style {style} leaves type pair(s) {pairs} to LAMMPS's "
+                         "mixing, which hybrid/overlay with snap does not do: give their "
+                         "pair_coeff lines")
+    return [f"pair_coeff {i} {j} zbl {z[i]} {z[j]}" for i, j in unset]
+
+
+def snap_pair_commands(coeff_file: str, param_file: str, elements: Sequence[str], *,
+                       reference_style: str | None = None,
+                       reference_coeffs: Sequence[str] = ()) -> list[str]:
+    """``pair_style``/``pair_coeff`` commands of a SNAP potential with a reference potential
+    overlaid (``reference_style``: a ``pair_style`` argument string such as ``[REFERENCE]``
+    gives it, None or empty: SNAP alone; ``reference_coeffs``: its ``pair_coeff`` lines, with or
+    without the leading ``pair_coeff``).
+
+    ``hybrid``/``hybrid/overlay`` references keep their sub-styles except ``zero`` (a fitting
+    placeholder), and their ``pair_coeff`` lines except those of ``zero``; ``hybrid/scaled``
+    ones get SNAP with factor 1.0; a single (non-hybrid) reference style becomes a sub-style and
+    its ``pair_coeff`` lines get the style name, plus the cross pairs it left to mixing (see
+    :func:`_mixed_pairs`: ``hybrid/overlay`` would leave them out)."""
+    els = " ".join(elements)
+    tokens = reference_style.split() if reference_style else []
+    if tokens and tokens[0] == "pair_style":
+        tokens = tokens[1:]
+    ref_coeffs: list[str] = []
+    sub: list[str] = []
+    prefix = "hybrid/overlay"
+    if tokens and tokens[0] in ("hybrid", "hybrid/overlay"):
+        sub = _drop_zero_styles(tokens[1:])
+        for line in reference_coeffs:
+            t = _coeff_words(line)
+            if len(t) >= 3 and t[2] != "zero":
+                ref_coeffs.append("pair_coeff " + " ".join(t))
+    elif tokens and tokens[0] == "hybrid/scaled":
+        prefix = "hybrid/scaled"
+        sub = tokens[1:] + ["1.0"]
+        for line in reference_coeffs:
+            t = _coeff_words(line)
+            if t:
+                ref_coeffs.append("pair_coeff " + " ".join(t))
+    elif tokens and tokens[0] != "zero":
+        sub = list(tokens)
+        lines = [t for t in map(_coeff_words, reference_coeffs) if len(t) >= 2]
+        ref_coeffs = ["pair_coeff " + " ".join(t[:2] + [tokens[0]] + t[2:]) for t in lines]
+        ref_coeffs += _mixed_pairs(tokens[0], lines, len(elements))
+    if not sub:
+        return ["pair_style snap", f"pair_coeff * * {coeff_file} {param_file} {els}"]
+    return ([f"pair_style {prefix} {' '.join(sub)} snap"] + ref_coeffs
+            + [f"pair_coeff * * snap {coeff_file} {param_file} {els}"])
+
+
+def mod_text(coeff_file: str, param_file: str, elements: Sequence[str], *,
+             reference_style: str | None = None, reference_coeffs: Sequence[str] = (),
+             comment: str | None = None) -> str:
+    """The ``.mod`` file (LAMMPS ``include``-able; :func:`read_potential` reads it): comment
+    lines, then :func:`snap_pair_commands`. LAMMPS resolves the file names from the folder it
+    runs in, :func:`read_potential` from the ``.mod``'s folder (and its parents)."""
+    lines = _comment(comment, f"mpisnap {_version()} SNAP potential for {' '.join(elements)}")
+    lines += snap_pair_commands(coeff_file, param_file, elements,
+                                reference_style=reference_style,
+                                reference_coeffs=reference_coeffs)
+    return "\n".join(lines) + "\n"
+
+
+def _write(path, text: str) -> str:
+    path = os.fspath(path)
+    with atomic_write(path, encoding="utf-8") as fh:
+        fh.write(text)
+    return path
+
+
+def write_snapcoeff(path, elements: Sequence[str], radelem: Sequence[float], wj: Sequence[float],
+                    blocks, *, labels: Sequence[str] | None = None,
+                    comment: str | None = None) -> str:
+    """Write :func:`snapcoeff_text` to ``path`` atomically; returns the path."""
+    return _write(path, snapcoeff_text(elements, radelem, wj, blocks, labels=labels,
+                                       comment=comment))
+
+
+def write_snapparam(path, params, *, comment: str | None = None) -> str:
+    """Write :func:`snapparam_text` to ``path`` atomically; returns the path."""
+    return _write(path, snapparam_text(params, comment=comment))
+
+
+def write_mod(path, coeff_file: str, param_file: str, elements: Sequence[str], *,
+              reference_style: str | None = None, reference_coeffs: Sequence[str] = (),
+              comment: str | None = None) -> str:
+    """Write :func:`mod_text` to ``path`` atomically; returns the path."""
+    return _write(path, mod_text(coeff_file, param_file, elements,
+                                 reference_style=reference_style,
+                                 reference_coeffs=reference_coeffs, comment=comment))
+
+
+def write_snap_potential(prefix, descriptor, blocks, *, reference_style: str | None = None,
+                         reference_coeffs: Sequence[str] = (), names_as: str | None = None,
+                         comment: str | None = None, mod_comment: str | None = None) -> list[str]:
+    """Write the potential of ``descriptor`` (a :class:`mpisnap.Descriptor`) with coefficient
+    ``blocks`` (``{element: β0 then nvalues coefficients}`` or one row per element) as
+    ``<prefix>.snapcoeff``, ``<prefix>.snapparam`` and ``<prefix>.mod``; returns the three paths.
+
+    All three texts are made before any file is written, and each file is written atomically.
+    The ``.mod`` names the other two as ``<names_as>.snapcoeff``/``.snapparam`` (default: the
+    prefix as given) and overlays the reference potential (see :func:`snap_pair_commands`).
+    ``comment`` heads the ``.snapcoeff`` and ``.snapparam`` (default: version, kind, elements,
+    twojmax), ``mod_comment`` the ``.mod``."""
+    prefix = os.fspath(prefix)
+    names = prefix if names_as is None else os.fspath(names_as)
+    d = descriptor
+    els = [str(e) for e in d.elements]
+    kind = "quadratic" if d.quadraticflag else "linear"
+    if d.chemflag:
+        kind += " chem"
+    comment = comment or (f"mpisnap {_version()} SNAP potential ({kind}), elements "
+                          f"{' '.join(els)}, twojmax {int(d.twojmax)}")
+    texts = (
+        (".snapcoeff", snapcoeff_text(els, d.radelem, d.wj, blocks, labels=coefficient_labels(d),
+                                      comment=comment)),
+        (".snapparam", snapparam_text(descriptor_parameters(d), comment=comment)),
+        (".mod", mod_text(names + ".snapcoeff", names + ".snapparam", els,
+                          reference_style=reference_style, reference_coeffs=reference_coeffs,
+                          comment=mod_comment)),
+    )
+    return [_write(prefix + suffix, text) for suffix, text in texts]
+
+
 # -- parsed styles ------------------------------------------------------------------------------
 
 @dataclass(frozen=True, eq=False)
@@ -299,8 +645,8 @@ class ZBLStyle:
         for a in range(3):
             forces[:, a] = np.bincount(i, g[:, a], minlength=n) - np.bincount(j, g[:, a],
                                                                                minlength=n)
-        for c, (a, b) in enumerate(_VOIGT):
-            virial[c] = -np.dot(D[:, a], g[:, b])
+        va, vb = zip(*_VOIGT)  # (not np.dot on strided columns: BLAS threads cost more)
+        virial = -(D[:, va] * g[:, vb]).sum(axis=0)
         return energies, forces, virial
 
 

@@ -4,7 +4,9 @@ returns the paths it wrote. Writers run on rank 0 only.
 
 * ``snap`` (``[OUTFILE] output_style = SNAP``): ``<potential>.snapcoeff``, ``<potential>.snapparam``
   and ``<potential>.mod`` (the ``pair_style``/``pair_coeff`` lines, with the reference potential
-  as ``hybrid/overlay``), in the formats LAMMPS ``pair_style snap`` reads.
+  as ``hybrid/overlay``), in the formats LAMMPS ``pair_style snap`` reads. The files are
+  formatted and written by :func:`mpisnap.potential.write_snap_potential` (where they are read
+  back, too); this plugin only adapts a fit result to it.
 * ``metrics`` (always): the table of :mod:`mpisnap.metrics` as ``[OUTFILE] metrics`` in
   ``metrics_style`` MD, CSV, SSV or JSON.
 * ``dumps`` (any ``[EXTRAS] dump_*``): ``.npy`` files of A, b, w and the per-row table, and
@@ -20,15 +22,17 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from mpisnap import potential
 from mpisnap.hookspecs import hookimpl
 from mpisnap.io import atomic_path, atomic_write
+from mpisnap.potential import coefficient_labels
 from mpisnap.records import Writer
 from mpisnap.results import LABEL_DTYPE, ROW_KINDS
 
 __all__ = [
-    "mpisnap_writers", "coefficient_labels", "snapcoeff_text", "snapparam_text",
-    "snap_pair_commands", "mod_text", "metrics_path", "row_table", "ROW_TABLE_DTYPE",
-    "write_snap", "write_metrics", "write_dumps", "write_parity",
+    "mpisnap_writers", "coefficient_labels", "snapcoeff_text", "snapparam_text", "mod_text",
+    "metrics_path", "row_table", "ROW_TABLE_DTYPE", "write_snap", "write_metrics", "write_dumps",
+    "write_parity",
 ]
 
 #: The per-row table of the dumps: the labels, then truth (b), prediction (NaN when unknown) and
@@ -44,42 +48,42 @@ def _version() -> str:
     return str(getattr(mpisnap, "__version__", "unknown"))
 
 
-def _f(x) -> str:
-    """A float that reads back bit-for-bit (shortest repr)."""
-    return repr(float(x))
-
-
 def _flag(x) -> int:
     return int(bool(x))
 
 
-# -- .snapcoeff / .snapparam ----------------------------------------------------------------------
+# -- .snapcoeff / .snapparam / .mod: formatted and written by mpisnap.potential -----------------
 
-def coefficient_labels(descriptor) -> list[str]:
-    """One label per descriptor value of a block (``nvalues`` of them, β0 not included):
-    ``B[k, j1, j2, j]`` (k counts from 1; β0 is ``B[0]``), with chemflag followed by the element
-    triple, and for the quadratic terms ``0.5*B[k]^2`` and ``B[k]*B[l]``."""
-    triples = [tuple(int(v) for v in t) for t in descriptor.triples]
-    lin: list[str] = []
-    if getattr(descriptor, "chemflag", False):
-        els = list(descriptor.elements)
-        for a in els:
-            for b in els:
-                for c in els:
-                    for (j1, j2, j) in triples:
-                        lin.append(f"B[{len(lin) + 1}, {j1}, {j2}, {j}] {a}-{b}-{c}")
-    else:
-        lin = [f"B[{i + 1}, {j1}, {j2}, {j}]" for i, (j1, j2, j) in enumerate(triples)]
-    labels = list(lin)
-    if getattr(descriptor, "quadraticflag", False):
-        n = len(lin)
-        for k in range(n):
-            labels.append(f"0.5*B[{k + 1}]^2")
-            labels.extend(f"B[{k + 1}]*B[{m + 1}]" for m in range(k + 1, n))
-    nvalues = int(descriptor.nvalues)
-    if len(labels) != nvalues:  # unknown layout: plain indices
-        labels = [f"B[{i + 1}]" for i in range(nvalues)]
-    return labels
+def snapcoeff_text(descriptor, blocks: dict[str, np.ndarray], comment: str = "") -> str:
+    """The ``.snapcoeff`` text of ``descriptor`` with coefficient ``blocks`` (see
+    :func:`mpisnap.potential.snapcoeff_text`; labels from :func:`coefficient_labels`)."""
+    return potential.snapcoeff_text(descriptor.elements, descriptor.radelem, descriptor.wj,
+                                    blocks, labels=coefficient_labels(descriptor),
+                                    comment=comment)
+
+
+def snapparam_text(descriptor, comment: str = "") -> str:
+    """The ``.snapparam`` text of ``descriptor`` (see :func:`mpisnap.potential.snapparam_text`)."""
+    return potential.snapparam_text(potential.descriptor_parameters(descriptor), comment=comment)
+
+
+def _reference_lines(reference) -> dict[str, Any]:
+    """``[REFERENCE]`` (or None) as the reference arguments of :mod:`mpisnap.potential`."""
+    if reference is None:
+        return {"reference_style": None, "reference_coeffs": ()}
+    return {"reference_style": getattr(reference, "pair_style", None),
+            "reference_coeffs": tuple(getattr(reference, "pair_coeffs", ()) or ())}
+
+
+def _mod_comment(elements: Sequence[str]) -> str:
+    return (f"mpisnap {_version()} SNAP potential for {' '.join(elements)}\n"
+            "file paths are relative to the folder the fit wrote them to")
+
+
+def mod_text(reference, coeff_file: str, param_file: str, elements: Sequence[str]) -> str:
+    """The ``.mod`` file (LAMMPS ``include``-able) with ``[REFERENCE]`` overlaid."""
+    return potential.mod_text(coeff_file, param_file, elements, comment=_mod_comment(elements),
+                              **_reference_lines(reference))
 
 
 def _blocks(model, coefficients) -> dict[str, np.ndarray]:
@@ -99,121 +103,6 @@ def _blocks(model, coefficients) -> dict[str, np.ndarray]:
     return out
 
 
-def snapcoeff_text(descriptor, blocks: dict[str, np.ndarray], comment: str = "") -> str:
-    """The ``.snapcoeff`` file: comment lines, one blank line, ``nelem ncoeffall``, then per
-    element ``Symbol radelem wj`` followed by one coefficient per line (β0 first, shortest
-    round-trip repr, a ``#  B[...]`` label comment). Nothing blank or comment-only after the
-    header line (LAMMPS rejects it)."""
-    els = list(descriptor.elements)
-    labels = ["B[0]"] + coefficient_labels(descriptor)
-    ncoeffall = int(descriptor.nvalues) + 1
-    lines = [f"# {ln}" for ln in (comment or f"mpisnap {_version()} SNAP potential").splitlines()]
-    lines += ["", f"{len(els)} {ncoeffall}"]
-    for t, el in enumerate(els):
-        c = np.asarray(blocks[el], dtype=float).reshape(-1)
-        if c.size != ncoeffall:
-            raise ValueError(f"coefficient block of {el} has {c.size} values, expected {ncoeffall}")
-        lines.append(f"{el} {_f(descriptor.radelem[t])} {_f(descriptor.wj[t])}")
-        lines += [f"{_f(x):<25} #  {lab}" for x, lab in zip(c, labels)]
-    return "\n".join(lines) + "\n"
-
-
-def snapparam_text(descriptor, comment: str = "") -> str:
-    """The ``.snapparam`` file: ``keyword value`` lines, ``switchflag`` always, ``sinner`` and
-    ``dinner`` (per element, element order) when ``switchinnerflag = 1``."""
-    d = descriptor
-    lines = [f"# {ln}" for ln in (comment or f"mpisnap {_version()} SNAP parameters").splitlines()]
-    lines += [f"rcutfac {_f(d.rcutfac)}", f"twojmax {int(d.twojmax)}", f"rfac0 {_f(d.rfac0)}",
-              f"rmin0 {_f(d.rmin0)}"]
-    for key in ("bzeroflag", "quadraticflag", "wselfallflag", "chemflag", "bnormflag",
-                "switchflag", "switchinnerflag"):
-        lines.append(f"{key} {_flag(getattr(d, key))}")
-    if _flag(d.switchinnerflag):
-        lines.append("sinner " + " ".join(_f(v) for v in d.sinner))
-        lines.append("dinner " + " ".join(_f(v) for v in d.dinner))
-    return "\n".join(lines) + "\n"
-
-
-# -- .mod -----------------------------------------------------------------------------------------
-
-def _is_number(tok: str) -> bool:
-    try:
-        float(tok)
-    except ValueError:
-        return False
-    return True
-
-
-def _drop_zero_styles(tokens: Sequence[str]) -> list[str]:
-    """Remove every ``zero <cutoff> [nocoeff] [full]`` sub-style from hybrid arguments."""
-    out, i = [], 0
-    while i < len(tokens):
-        if tokens[i] == "zero":
-            i += 1
-            while i < len(tokens) and (_is_number(tokens[i]) or tokens[i] in ("nocoeff", "full")):
-                i += 1
-            continue
-        out.append(tokens[i])
-        i += 1
-    return out
-
-
-def snap_pair_commands(reference, coeff_file: str, param_file: str,
-                       elements: Sequence[str]) -> list[str]:
-    """``pair_style``/``pair_coeff`` commands of the SNAP potential with the reference potential
-    (``[REFERENCE]``; None or no ``pair_style``: SNAP alone) overlaid.
-
-    ``hybrid``/``hybrid/overlay`` references keep their sub-styles except ``zero`` (a fitting
-    placeholder), and their ``pair_coeff`` lines except those of ``zero``; a single (non-hybrid)
-    reference style becomes a sub-style and its ``pair_coeff`` lines get the style name."""
-    els = " ".join(elements)
-    style = getattr(reference, "pair_style", None) if reference is not None else None
-    coeffs = list(getattr(reference, "pair_coeffs", ()) or ()) if reference is not None else []
-    tokens = style.split() if style else []
-    if tokens and tokens[0] == "pair_style":
-        tokens = tokens[1:]
-    ref_coeffs: list[str] = []
-    sub: list[str] = []
-    prefix = "hybrid/overlay"
-    if tokens and tokens[0] in ("hybrid", "hybrid/overlay"):
-        sub = _drop_zero_styles(tokens[1:])
-        for line in coeffs:
-            t = line.split()
-            if t and t[0] == "pair_coeff":
-                t = t[1:]
-            if len(t) >= 3 and t[2] != "zero":
-                ref_coeffs.append("pair_coeff " + " ".join(t))
-    elif tokens and tokens[0] == "hybrid/scaled":
-        prefix = "hybrid/scaled"
-        sub = tokens[1:] + ["1.0"]
-        for line in coeffs:
-            t = line.split()
-            if t and t[0] == "pair_coeff":
-                t = t[1:]
-            if t:
-                ref_coeffs.append("pair_coeff " + " ".join(t))
-    elif tokens and tokens[0] != "zero":
-        sub = list(tokens)
-        for line in coeffs:
-            t = line.split()
-            if t and t[0] == "pair_coeff":
-                t = t[1:]
-            if len(t) >= 2:
-                ref_coeffs.append("pair_coeff " + " ".join(t[:2] + [tokens[0]] + t[2:]))
-    if not sub:
-        return ["pair_style snap", f"pair_coeff * * {coeff_file} {param_file} {els}"]
-    return ([f"pair_style {prefix} {' '.join(sub)} snap"] + ref_coeffs
-            + [f"pair_coeff * * snap {coeff_file} {param_file} {els}"])
-
-
-def mod_text(reference, coeff_file: str, param_file: str, elements: Sequence[str]) -> str:
-    """The ``.mod`` file (LAMMPS ``include``-able)."""
-    lines = [f"# mpisnap {_version()} SNAP potential for {' '.join(elements)}",
-             "# file paths are relative to the folder the fit wrote them to"]
-    lines += snap_pair_commands(reference, coeff_file, param_file, elements)
-    return "\n".join(lines) + "\n"
-
-
 def _potential_paths(settings, output_dir: str) -> tuple[str, str]:
     """(absolute-ish base path of the potential files, the same as written in the .mod)."""
     base = os.path.join(output_dir, settings.outfile.potential)
@@ -223,29 +112,17 @@ def _potential_paths(settings, output_dir: str) -> tuple[str, str]:
 
 
 def write_snap(result, output_dir: str) -> list[str]:
-    """``<potential>.snapcoeff``, ``.snapparam`` and ``.mod`` (nothing for a model without
+    """``<potential>.snapcoeff``, ``.snapparam`` and ``.mod`` through
+    :func:`mpisnap.potential.write_snap_potential` (nothing for a model without
     ``coefficient_blocks``, e.g. a neural network)."""
     model = result.model
     if not hasattr(model, "coefficient_blocks"):
         return []
     d = model.descriptor
-    blocks = _blocks(model, result.coefficients)
     base, rel = _potential_paths(result.settings, output_dir)
-    kind = "quadratic" if _flag(d.quadraticflag) else "linear"
-    if _flag(d.chemflag):
-        kind += " chem"
-    comment = (f"mpisnap {_version()} SNAP potential ({kind}), elements {' '.join(d.elements)},"
-               f" twojmax {int(d.twojmax)}")
-    files = []
-    for suffix, text in ((".snapcoeff", snapcoeff_text(d, blocks, comment)),
-                         (".snapparam", snapparam_text(d, comment)),
-                         (".mod", mod_text(result.settings.reference, rel + ".snapcoeff",
-                                           rel + ".snapparam", d.elements))):
-        path = base + suffix
-        with atomic_write(path, encoding="utf-8") as fh:
-            fh.write(text)
-        files.append(path)
-    return files
+    return potential.write_snap_potential(
+        base, d, _blocks(model, result.coefficients), names_as=rel,
+        mod_comment=_mod_comment(d.elements), **_reference_lines(result.settings.reference))
 
 
 # -- metrics ----------------------------------------------------------------------------------------

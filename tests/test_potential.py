@@ -1,11 +1,23 @@
 """mpisnap.potential: reading .snapcoeff/.snapparam files and LAMMPS include files (the subset
-published SNAP potentials and mpisnap's .mod use), and one-line errors naming file and line."""
+published SNAP potentials and mpisnap's .mod use), and one-line errors naming file and line;
+writing them: what is written reads back bit for bit, and a fitted potential's .mod runs in
+LAMMPS with the energies and forces the fit result predicts."""
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from ase.build import bulk
 
-from mpisnap.potential import (PotentialError, SnapStyle, ZBLStyle, read_potential,
-                               read_snapcoeff, read_snapparam, snap_parameters)
+import mpisnap
+import mpisnap.potential as P
+from mpisnap import Descriptor
+from mpisnap.potential import (SNAPPARAM_DEFAULTS, PotentialError, SnapStyle, ZBLStyle,
+                               coefficient_labels, descriptor_parameters, read_potential,
+                               read_snapcoeff, read_snapparam, snap_parameters, snapcoeff_text,
+                               snapparam_text, write_mod, write_snap_potential, write_snapcoeff,
+                               write_snapparam)
+from mpisnap.testing.lammps_potential import evaluate_include
 from mpisnap.testing.teachers import potential_dir
 
 HEAD = "# a comment\n\n"
@@ -194,3 +206,250 @@ def test_coefficient_count_must_fit_the_parameters(tmp_path):
     with pytest.raises(PotentialError, match=r"a\.snapcoeff: 7 coefficients per element, but a "
                                              r"quadratic SNAP with twojmax 2 .* 1 \+ 20 = 21"):
         read_potential(tmp_path / "a.snapcoeff")
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+ROUND_TRIP = {  # elements, descriptor flags
+    "linear": (["Ta", "W", "Be"], dict(twojmax=4, bzeroflag=0)),
+    "linear, inner switching": (["A", "B"], dict(twojmax=2, switchflag=0, switchinnerflag=1,
+                                                 sinner=[1.3, 1.5], dinner=[0.25, 0.35],
+                                                 rmin0=0.3, wselfallflag=1)),
+    "quadratic": (["Mo"], dict(twojmax=4, quadraticflag=1)),
+    "chem": (["In", "P"], dict(twojmax=2, chemflag=1, bnormflag=1)),
+}
+
+
+@pytest.mark.parametrize("case", list(ROUND_TRIP))
+def test_written_files_read_back_exactly(tmp_path, case):
+    """write_snap_potential -> read_snapcoeff / snap_parameters / read_potential give back the
+    same elements, per-element radelem and wj, coefficients (bit for bit, over 24 decades) and
+    parameters; writing what was read gives the same text again."""
+    elements, flags = ROUND_TRIP[case]
+    nel = len(elements)
+    rng = np.random.default_rng(len(case))
+    radelem = [0.5 - 0.03 * k for k in range(nel)]
+    wj = [1.0 - 0.1234567 * k for k in range(nel)]
+    d = Descriptor(type=elements, rcutfac=4.1, rfac0=0.97, radelem=radelem, wj=wj, threads=1,
+                   **flags)
+    coeff = rng.normal(size=(nel, 1 + d.nvalues)) * 10.0 ** rng.uniform(-12, 12, 1 + d.nvalues)
+    blocks = dict(zip(elements, coeff))
+    ref = ("hybrid/overlay zero 10.0 zbl 2.0 3.0", ["* * zero"] + [
+        f"{i + 1} {j + 1} zbl {3 + i} {3 + j}" for i in range(nel) for j in range(i, nel)])
+    files = write_snap_potential(tmp_path / "pot" / "x", d, blocks, names_as="pot/x",
+                                 reference_style=ref[0], reference_coeffs=ref[1])
+    assert files == [str(tmp_path / "pot" / f"x.{s}") for s in ("snapcoeff", "snapparam", "mod")]
+    els, rw, back = read_snapcoeff(files[0])
+    assert els == elements
+    assert rw == {el: (d.radelem[k], d.wj[k]) for k, el in enumerate(elements)}
+    for el in elements:
+        assert np.array_equal(back[el], blocks[el])
+    params = snap_parameters(files[1])
+    assert params == {**SNAPPARAM_DEFAULTS, **descriptor_parameters(d)}
+    assert (params["twojmax"], params["rcutfac"], params["rfac0"]) == (d.twojmax, 4.1, 0.97)
+    pot = read_potential(files[2])
+    (_, snap), (_, zbl) = pot.terms
+    assert isinstance(snap, SnapStyle) and isinstance(zbl, ZBLStyle)
+    assert snap.elements == tuple(elements) and pot.type_elements == tuple(elements)
+    assert np.array_equal(snap.coefficients, coeff)
+    assert (snap.radelem, snap.wj) == (tuple(d.radelem), tuple(d.wj))
+    assert descriptor_parameters(snap.descriptor) == descriptor_parameters(d)
+    assert (zbl.inner, zbl.outer) == (2.0, 3.0) and zbl.charges[(0, nel - 1)] == (3, 2 + nel)
+    # the plain-data writers: what the readers return writes the same text again
+    ctext, ptext = (Path(f).read_text() for f in files[:2])
+    c2, p2 = tmp_path / "y.snapcoeff", tmp_path / "y.snapparam"
+    write_snapcoeff(c2, els, [rw[e][0] for e in els], [rw[e][1] for e in els], back,
+                    labels=coefficient_labels(d), comment=ctext.splitlines()[0][2:])
+    write_snapparam(p2, params, comment=ptext.splitlines()[0][2:])
+    assert c2.read_text() == ctext and p2.read_text() == ptext
+
+
+@pytest.mark.parametrize("name", ["Ta06A", "WBe_Wood_PRB2019", "Mo_Zuo_JPCA2020.quadratic",
+                                  "InP_JCPA2020"])
+def test_published_potentials_rewritten(tmp_path, name):
+    """A published potential read, written with the plain-data writers and read again: the same
+    numbers, and the same Potential (.mod with the published ZBL part)."""
+    pot = read_potential(potential_dir() / f"{name}.snap")
+    snap = pot.terms[0][1]
+    write_snapcoeff(tmp_path / "p.snapcoeff", snap.elements, snap.radelem, snap.wj,
+                    snap.coefficients)
+    write_snapparam(tmp_path / "p.snapparam", snap.parameters)
+    zbl = [s for _, s in pot.terms if isinstance(s, ZBLStyle)]
+    kw = {}
+    if zbl:
+        z = zbl[0]
+        kw = dict(reference_style=f"zbl {z.inner!r} {z.outer!r}",
+                  reference_coeffs=[f"{i + 1} {j + 1} {zi!r} {zj!r}"
+                                    for (i, j), (zi, zj) in sorted(z.charges.items())])
+    write_mod(tmp_path / "p.mod", "p.snapcoeff", "p.snapparam", snap.elements, **kw)
+    again = read_potential(tmp_path / "p.mod")
+    s2 = again.terms[0][1]
+    assert np.array_equal(s2.coefficients, snap.coefficients)
+    assert (s2.elements, s2.radelem, s2.wj) == (snap.elements, snap.radelem, snap.wj)
+    assert s2.parameters == snap.parameters
+    if zbl:
+        z2 = again.terms[1][1]
+        assert (z2.inner, z2.outer, z2.charges) == (z.inner, z.outer, z.charges)
+    else:
+        assert len(again.terms) == 1
+
+
+@pytest.mark.parametrize("style,coeffs,expected", [
+    (None, (), ["pair_style snap", "pair_coeff * * X.snapcoeff X.snapparam In P"]),
+    ("zbl 4.0 4.8", ["* * 73 73"],
+     ["pair_style hybrid/overlay zbl 4.0 4.8 snap", "pair_coeff * * zbl 73 73",
+      "pair_coeff * * snap X.snapcoeff X.snapparam In P"]),
+    ("hybrid/overlay zero 10.0 zbl 4.0 4.2", ["* * zero", "1 1 zbl 49 49"],
+     ["pair_style hybrid/overlay zbl 4.0 4.2 snap", "pair_coeff 1 1 zbl 49 49",
+      "pair_coeff * * snap X.snapcoeff X.snapparam In P"]),
+    ("hybrid/overlay zbl 4.0 4.2 zero 10.0 nocoeff", ["pair_coeff 1 1 zbl 49 49"],
+     ["pair_style hybrid/overlay zbl 4.0 4.2 snap", "pair_coeff 1 1 zbl 49 49",
+      "pair_coeff * * snap X.snapcoeff X.snapparam In P"]),
+    ("hybrid zbl 4.0 4.2 table linear 100", ["1 1 zbl 49 49", "2 2 table t.tab PP"],
+     ["pair_style hybrid/overlay zbl 4.0 4.2 table linear 100 snap", "pair_coeff 1 1 zbl 49 49",
+      "pair_coeff 2 2 table t.tab PP", "pair_coeff * * snap X.snapcoeff X.snapparam In P"]),
+    ("hybrid/scaled 0.5 zbl 4.0 4.2", ["* * zbl 49 49"],
+     ["pair_style hybrid/scaled 0.5 zbl 4.0 4.2 1.0 snap", "pair_coeff * * zbl 49 49",
+      "pair_coeff * * snap X.snapcoeff X.snapparam In P"]),
+    ("hybrid/overlay zero 10.0", ["* * zero"],
+     ["pair_style snap", "pair_coeff * * X.snapcoeff X.snapparam In P"]),
+    ("zero 8.0", ["* *"], ["pair_style snap", "pair_coeff * * X.snapcoeff X.snapparam In P"]),
+    # a single style's cross pairs that LAMMPS mixes alone but not inside hybrid/overlay
+    ("zbl 4.0 4.8", ["1 1 49 49", "pair_coeff 2 2 15 15"],
+     ["pair_style hybrid/overlay zbl 4.0 4.8 snap", "pair_coeff 1 1 zbl 49 49",
+      "pair_coeff 2 2 zbl 15 15", "pair_coeff 1 2 zbl 49 15",
+      "pair_coeff * * snap X.snapcoeff X.snapparam In P"]),
+    ("zbl 4.0 4.8", ["* * 49 49", "2 2 15 15"],
+     ["pair_style hybrid/overlay zbl 4.0 4.8 snap", "pair_coeff * * zbl 49 49",
+      "pair_coeff 2 2 zbl 15 15", "pair_coeff * * snap X.snapcoeff X.snapparam In P"]),
+])
+def test_pair_commands(style, coeffs, expected):
+    assert P.snap_pair_commands("X.snapcoeff", "X.snapparam", ["In", "P"], reference_style=style,
+                                reference_coeffs=coeffs) == expected
+
+
+@pytest.mark.parametrize("style,coeffs,match", [
+    ("lj/cut 5.0", ["1 1 1.0 2.0", "2 2 1.5 2.5"], r"\[REFERENCE\] pair_style lj/cut leaves type "
+                                                   r"pair\(s\) 1 2 to LAMMPS's mixing"),
+    ("zbl 4.0 4.8", ["1 1 49 49"], r"zbl leaves type pair\(s\) 1 2 to"),
+    ("zbl 4.0 4.8", ["1 3 49 49"], r"\[REFERENCE\] pair_coeff 1 3 49 49: atom type spec '3'"),
+])
+def test_pair_commands_refuse_unmixed_pairs(style, coeffs, match):
+    with pytest.raises(ValueError, match=match):
+        P.snap_pair_commands("X.snapcoeff", "X.snapparam", ["In", "P"], reference_style=style,
+                             reference_coeffs=coeffs)
+
+
+@pytest.mark.parametrize("args, match", [
+    ((["Ta"], [0.5], [1.0], {"Ta": [0.0, np.nan]}), "coefficient block of Ta has non-finite"),
+    ((["Ta", "W"], [0.5], [1.0, 1.0], {"Ta": [0.0], "W": [0.0]}), "2 elements need 2 radelem"),
+    ((["Ta", "W"], [0.5, 0.5], [1.0, 1.0], {"Ta": [0.0, 1.0], "W": [0.0]}),
+     "coefficient block of W has 1 values, expected 2"),
+    ((["Ta"], [0.5], [1.0], {"W": [0.0]}), "no coefficient block for element"),
+    ((["Ta W"], [0.5], [1.0], [[0.0]]), "cannot be written"),
+])
+def test_snapcoeff_writer_errors(args, match):
+    with pytest.raises(ValueError, match=match):
+        snapcoeff_text(*args)
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"twojmax": 2}, "'rcutfac' is required"),
+    ({"rcutfac": 4.0, "twojmax": 2, "bogus": 1}, "unknown .snapparam keyword"),
+    ({"rcutfac": 4.0, "twojmax": 2.5}, "twojmax must be an integer"),
+    ({"rcutfac": 4.0, "twojmax": 2, "chemflag": 2}, "chemflag must be 0 or 1"),
+    ({"rcutfac": 4.0, "twojmax": 2, "switchinnerflag": 1}, "switchinnerflag 1 needs sinner"),
+])
+def test_snapparam_writer_errors(params, match):
+    with pytest.raises(ValueError, match=match):
+        snapparam_text(params)
+
+
+def emt_dataset(folder, bisp: str, reference: str = "", n: int = 5):
+    """Cu/Ni alloys labelled by ASE's EMT as FitSNAP JSON, with a FitSNAP input file."""
+    from ase.calculators.emt import EMT
+
+    rng = np.random.default_rng(7)
+    (folder / "JSON" / "all").mkdir(parents=True)
+    for k in range(n):
+        at = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 1))
+        at.set_chemical_symbols(["Cu" if rng.random() < 0.6 else "Ni" for _ in range(len(at))])
+        at.set_cell(np.array(at.cell) @ (np.eye(3) + rng.normal(scale=0.02, size=(3, 3))).T,
+                    scale_atoms=True)
+        at.positions += rng.normal(scale=0.1, size=at.positions.shape)
+        at.calc = EMT()
+        data = {"Positions": at.positions.tolist(), "Lattice": np.array(at.cell).tolist(),
+                "AtomTypes": at.get_chemical_symbols(), "NumAtoms": len(at),
+                "Energy": at.get_potential_energy(), "Forces": at.get_forces().tolist(),
+                "Stress": np.zeros((3, 3)).tolist()}
+        (folder / "JSON" / "all" / f"c{k}.json").write_text(json.dumps({"Dataset": {
+            "Data": [data], "PositionsStyle": "angstrom", "LatticeStyle": "angstrom",
+            "EnergyStyle": "electronvolt", "ForcesStyle": "electronvoltperangstrom",
+            "StressStyle": "bar", "AtomTypeStyle": "chemicalsymbol"}}))
+    path = folder / "fit.in"
+    path.write_text(f"""[BISPECTRUM]
+numTypes = 2
+type = Cu Ni
+rcutfac = 4.2
+radelem = 0.5 0.47
+wj = 1.0 0.93
+{bisp}
+[CALCULATOR]
+calculator = LAMMPSSNAP
+energy = 1
+force = 1
+stress = 0
+[SOLVER]
+solver = SVD
+[SCRAPER]
+scraper = JSON
+[PATH]
+dataPath = JSON
+[OUTFILE]
+potential = pot/CuNi
+{reference}
+[GROUPS]
+group_sections = name training_size testing_size eweight fweight vweight
+group_types = str float float float float float
+all = 1.0 0.0 10.0 1.0 0.0
+""")
+    return path
+
+
+FITS = {
+    "linear, zbl reference": ("twojmax = 4\nbzeroflag = 0", "[REFERENCE]\nunits = metal\n"
+                              "atom_style = atomic\npair_style = zbl 2.0 2.6\n"
+                              "pair_coeff1 = 1 1 29 29\npair_coeff2 = 2 2 28 28"),
+    "quadratic": ("twojmax = 2\nquadraticflag = 1\nbzeroflag = 1", ""),
+    "chem, hybrid reference": ("twojmax = 2\nchemflag = 1\nbnormflag = 1\nbzeroflag = 1",
+                               "[REFERENCE]\nunits = metal\natom_style = atomic\npair_style = "
+                               "hybrid/overlay zero 10.0 zbl 2.0 2.6\npair_coeff1 = * * zero\n"
+                               "pair_coeff2 = 1 1 zbl 29 29\npair_coeff3 = 1 2 zbl 29 28\n"
+                               "pair_coeff4 = 2 2 zbl 28 28"),
+}
+
+
+@pytest.mark.parametrize("case", list(FITS))
+def test_fitted_mod_runs_in_lammps_as_predicted(tmp_path, case):
+    """The .mod of a fit (SNAP + the reference potential) included in LAMMPS gives the energy
+    and forces FitResult.predict gives, to 1e-9; read_potential gives them too."""
+    inp = emt_dataset(tmp_path, *FITS[case])
+    result = mpisnap.fit(inp, output_dir=tmp_path / "out", threads=1)
+    mod = tmp_path / "out" / "pot" / "CuNi.mod"
+    assert str(mod) in result.files
+    at = bulk("Cu", "fcc", a=3.58, cubic=True).repeat((2, 2, 2))
+    rng = np.random.default_rng(11)
+    at.set_chemical_symbols(["Ni" if rng.random() < 0.4 else "Cu" for _ in range(len(at))])
+    at.positions += rng.normal(scale=0.12, size=at.positions.shape)
+    pred = result.predict(at)
+    assert abs(pred["energy"]) > 1.0 and np.abs(pred["forces"]).max() > 0.1
+    types = [1 if s == "Cu" else 2 for s in at.get_chemical_symbols()]
+    # LAMMPS runs from the output folder, as the .mod names its files relative to it
+    lmp = evaluate_include(at.positions, np.array(at.cell), (True,) * 3, types, mod,
+                           cutoff=2 * 0.5 * 4.2, ntypes=2, cwd=tmp_path / "out")
+    assert abs(lmp["energy"] - pred["energy"]) <= 1e-9 * abs(pred["energy"])
+    scale = np.abs(pred["forces"]).max()
+    assert np.abs(lmp["forces"] - pred["forces"]).max() <= 1e-9 * scale
+    ours = read_potential(mod).predict(at, threads=1)
+    assert abs(ours.energy - pred["energy"]) <= 1e-9 * abs(pred["energy"])
+    assert np.abs(ours.forces - pred["forces"]).max() <= 1e-9 * scale

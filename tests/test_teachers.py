@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import mpisnap
+from mpisnap.potential import read_snapcoeff
 from mpisnap.testing import teachers as T
 from mpisnap.testing.lammps import compute_pair
 
@@ -28,7 +29,7 @@ def fitted(request, tmp_path_factory):
 def test_recovers_published_coefficients(fitted):
     teacher, _, result = fitted
     assert result.model.name == teacher.model
-    elements, _, published = T.read_snapcoeff(teacher.snapcoeff)
+    elements, _, published = read_snapcoeff(teacher.snapcoeff)
     got = result.model.coefficient_blocks(result.coefficients)
     c0 = int(result.model.const)
     if teacher.model == "chemsnap":  # compare orbit-averaged coefficients (spec 12.3)

@@ -11,6 +11,7 @@ import pluggy
 import pytest
 
 import mpisnap.plugins.writers as W
+import mpisnap.potential as P
 from mpisnap import Descriptor, hookspecs
 from mpisnap.comm import SerialComm
 from mpisnap.metrics import compute_metrics, read_metrics
@@ -219,33 +220,6 @@ def test_snapparam_format(tmp_path, inner):
     assert all(ln.strip() for ln in text.splitlines())
 
 
-class Ref:
-    def __init__(self, pair_style, pair_coeffs=()):
-        self.pair_style, self.pair_coeffs = pair_style, tuple(pair_coeffs)
-
-
-@pytest.mark.parametrize("ref,expected", [
-    (None, ["pair_style snap", "pair_coeff * * X.snapcoeff X.snapparam In P"]),
-    (Ref("zbl 4.0 4.8", ["* * 73 73"]),
-     ["pair_style hybrid/overlay zbl 4.0 4.8 snap", "pair_coeff * * zbl 73 73",
-      "pair_coeff * * snap X.snapcoeff X.snapparam In P"]),
-    (Ref("hybrid/overlay zero 10.0 zbl 4.0 4.2", ["* * zero", "1 1 zbl 49 49"]),
-     ["pair_style hybrid/overlay zbl 4.0 4.2 snap", "pair_coeff 1 1 zbl 49 49",
-      "pair_coeff * * snap X.snapcoeff X.snapparam In P"]),
-    (Ref("hybrid/overlay zbl 4.0 4.2 zero 10.0 nocoeff", ["pair_coeff 1 1 zbl 49 49"]),
-     ["pair_style hybrid/overlay zbl 4.0 4.2 snap", "pair_coeff 1 1 zbl 49 49",
-      "pair_coeff * * snap X.snapcoeff X.snapparam In P"]),
-    (Ref("hybrid zbl 4.0 4.2 table linear 100", ["1 1 zbl 49 49", "2 2 table t.tab PP"]),
-     ["pair_style hybrid/overlay zbl 4.0 4.2 table linear 100 snap", "pair_coeff 1 1 zbl 49 49",
-      "pair_coeff 2 2 table t.tab PP", "pair_coeff * * snap X.snapcoeff X.snapparam In P"]),
-    (Ref("hybrid/overlay zero 10.0", ["* * zero"]),
-     ["pair_style snap", "pair_coeff * * X.snapcoeff X.snapparam In P"]),
-    (Ref("zero 8.0", ["* *"]), ["pair_style snap", "pair_coeff * * X.snapcoeff X.snapparam In P"]),
-])
-def test_pair_commands(ref, expected):
-    assert W.snap_pair_commands(ref, "X.snapcoeff", "X.snapparam", ["In", "P"]) == expected
-
-
 def test_snap_writer_refuses_non_finite_and_skips_non_linear(tmp_path):
     s = settings_for(["Ta"], {"twojmax": 2})
     d = descriptor_for(s)
@@ -394,17 +368,17 @@ def test_writer_failing_midway_leaves_no_partial_file(tmp_path, monkeypatch):
     s = settings_for(["Ta"], {"twojmax": 2})
     r = make_result(s, descriptor_for(s))
 
-    def broken_param(d, comment=""):
+    def broken_param(params, comment=None):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(W, "snapparam_text", broken_param)
+    monkeypatch.setattr(P, "snapparam_text", broken_param)
     out = tmp_path / "pot"
     with pytest.raises(RuntimeError, match="boom"):
         W.write_snap(r, str(out))
     assert not out.exists() or os.listdir(out) == []
 
     # the .mod write itself fails midway: the first two files are complete, no temporaries
-    real = W.atomic_write
+    real = P.atomic_write
 
     @contextlib.contextmanager
     def failing_atomic_write(path, *a, **k):
@@ -414,7 +388,7 @@ def test_writer_failing_midway_leaves_no_partial_file(tmp_path, monkeypatch):
                 raise OSError("quota")
 
     monkeypatch.undo()
-    monkeypatch.setattr(W, "atomic_write", failing_atomic_write)
+    monkeypatch.setattr(P, "atomic_write", failing_atomic_write)
     with pytest.raises(OSError, match="quota"):
         W.write_snap(r, str(out))
     assert sorted(os.listdir(out)) == ["fitsnap_potential.snapcoeff",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..potential import read_snapcoeff, read_snapparam  # noqa: F401  (used by tests too)
+from ..potential import read_snapcoeff, read_snapparam
 from .lammps import compute_pair
 
 NKTV2P = 1.6021765e6
