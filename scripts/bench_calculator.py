@@ -141,7 +141,8 @@ def main() -> None:
 
     atoms = structure(args.natoms)
     print(f"# {len(atoms)} atoms, kernel {_core.kernel_isa()}, {args.steps} steps x "
-          f"{args.repeats} repeats (median), µs per atom per step", flush=True)
+          f"{args.repeats} repeats (median), µs per atom per step; {os.cpu_count()} cores, load "
+          f"average {os.getloadavg()[0]:.1f} at start", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmpd:
         tmp = Path(tmpd)
@@ -159,6 +160,7 @@ def main() -> None:
             print(f"{label}: LAMMPS {l1:.1f} / {l2:.1f} (1 / 2 procs), mpisnap {m1:.1f} / {m2:.1f}"
                   f" (1 / 2 threads); speed-up {l1 / m1:.2f}x / {l2 / m2:.2f}x; forces agree to "
                   f"{agree:.1e}", flush=True)
+    print(f"# load average {os.getloadavg()[0]:.1f} at the end", flush=True)
     if args.markdown:
         print("\n| potential | LAMMPS 1 proc | mpisnap 1 thread | ratio | LAMMPS 2 procs | "
               "mpisnap 2 threads | ratio | forces agree |")
