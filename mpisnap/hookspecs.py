@@ -9,7 +9,8 @@ Every hook is named ``mpisnap_<family>`` and returns an iterable of typed record
     my_plugin = "my_package.mpisnap_plugin"
 
 The built-in readers, model forms, solvers, writers and reference potentials are plugins of
-exactly this kind (``mpisnap.plugins.*``), registered through the same call.
+exactly this kind (``mpisnap.plugins.*``), registered through the same call; so are the sections
+of the input file (``mpisnap.settings.sections``).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Iterable
 
 import pluggy
 
-from .records import ModelForm, Reader, ReferencePotential, Solver, Writer
+from .records import ModelForm, Reader, ReferencePotential, SettingsSection, Solver, Writer
 
 PROJECT = "mpisnap"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -156,4 +157,40 @@ def mpisnap_reference_potentials() -> Iterable[ReferencePotential]:
             return [ReferencePotential("constant",
                                        lambda ref: ref.pair_style.split()[0] == "constant",
                                        Constant)]
+    """
+
+
+@hookspec
+def mpisnap_settings_sections() -> Iterable[SettingsSection]:
+    """Sections of the input file, ``[NAME]``, each read into a frozen record.
+
+    ``parse(raw, ctx)`` gets the section's strings (empty when the section is not in the input:
+    return the defaults) and reports problems through ``ctx`` as one-line
+    ``<file>: [NAME] key: problem`` errors; the keys were checked against ``keys`` before.
+    ``--set NAME.key=value`` works as for any section, and code reads the record as
+    ``settings.section("NAME")``. A section with ``verb="learn"`` is parsed only by that command
+    (the others accept it unparsed). Example — the strength of a penalty, for a solver plugin to
+    read as ``settings.section("PENALTY").strength``::
+
+        from dataclasses import dataclass
+        from mpisnap import hookimpl
+        from mpisnap.records import SettingsSection
+        from mpisnap.settings import p_float, p_word
+
+        @dataclass(frozen=True)
+        class Penalty:
+            strength: float = 1e-6
+            norm: str = "l2"
+
+        def parse(raw, ctx):
+            strength = ctx.get("strength", p_float, 1e-6)
+            ctx.require("strength", strength >= 0, f"must be >= 0, got {strength}")
+            norm = ctx.get("norm", p_word, "l2").lower()
+            ctx.require("norm", norm in ("l1", "l2"), f"expected l1 or l2, got {norm!r}")
+            return Penalty(strength, norm)
+
+        @hookimpl
+        def mpisnap_settings_sections():
+            return [SettingsSection("PENALTY", parse, ("strength", "norm"),
+                                    description="penalty of the fit")]
     """

@@ -2,7 +2,9 @@
 
 The manager is built by :func:`get_plugin_manager`, never at import. Built-ins (:data:`BUILTINS`)
 and the packages of the ``mpisnap`` entry-point group are registered through the same call; set
-``MPISNAP_DISABLE_PLUGIN_AUTOLOAD=1`` to load the built-ins only.
+``MPISNAP_DISABLE_PLUGIN_AUTOLOAD=1`` to load the built-ins only. The sections of the input file
+are a family like the others (``settings_sections``); the FitSNAP ones are the built-in plugin
+:mod:`mpisnap.settings.sections`.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Any, Iterable
 import pluggy
 
 from . import hookspecs
-from .records import ModelForm, Reader, ReferencePotential, Solver, Writer
+from .records import ModelForm, Reader, ReferencePotential, SettingsSection, Solver, Writer
 
 BUILTINS = (
     "mpisnap.plugins.readers",
@@ -22,6 +24,7 @@ BUILTINS = (
     "mpisnap.plugins.solvers",
     "mpisnap.plugins.writers",
     "mpisnap.plugins.references",
+    "mpisnap.settings.sections",
 )
 ENTRY_POINT_GROUP = "mpisnap"
 DISABLE_AUTOLOAD = "MPISNAP_DISABLE_PLUGIN_AUTOLOAD"
@@ -29,6 +32,12 @@ DISABLE_AUTOLOAD = "MPISNAP_DISABLE_PLUGIN_AUTOLOAD"
 
 class PluginError(ValueError):
     """A plugin problem (duplicate name, unknown name, bad record): a user error."""
+
+
+def autoload_default() -> bool:
+    """Whether entry-point plugins load when ``autoload`` is not given: unless
+    ``MPISNAP_DISABLE_PLUGIN_AUTOLOAD`` is set (to anything but ``0``)."""
+    return os.environ.get(DISABLE_AUTOLOAD, "") in ("", "0")
 
 
 def get_plugin_manager(autoload: bool | None = None, plugins: Iterable[Any] = ()) -> pluggy.PluginManager:
@@ -39,7 +48,7 @@ def get_plugin_manager(autoload: bool | None = None, plugins: Iterable[Any] = ()
     for name in BUILTINS:
         pm.register(importlib.import_module(name), name=name)
     if autoload is None:
-        autoload = os.environ.get(DISABLE_AUTOLOAD, "") in ("", "0")
+        autoload = autoload_default()
     try:
         if autoload:
             pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
@@ -58,9 +67,11 @@ _FAMILIES = {
     "solvers": ("mpisnap_solvers", Solver),
     "writers": ("mpisnap_writers", Writer),
     "reference_potentials": ("mpisnap_reference_potentials", ReferencePotential),
+    "settings_sections": ("mpisnap_settings_sections", SettingsSection),
 }
 _LABEL = {"readers": "reader", "model_forms": "model form", "solvers": "solver",
-          "writers": "writer", "reference_potentials": "reference potential"}
+          "writers": "writer", "reference_potentials": "reference potential",
+          "settings_sections": "settings section"}
 
 
 @dataclass(frozen=True)
@@ -86,11 +97,13 @@ class Registry:
         return rec
 
 
-def build_registry(pm: pluggy.PluginManager) -> Registry:
-    """Flatten every hook's records; a duplicate name is an error naming both providers."""
+def build_registry(pm: pluggy.PluginManager, families: Iterable[str] | None = None) -> Registry:
+    """Flatten every hook's records (or those of ``families`` only); a duplicate name is an error
+    naming both providers."""
     items: dict = {}
     providers: dict = {}
-    for family, (hook, cls) in _FAMILIES.items():
+    for family in (_FAMILIES if families is None else families):
+        hook, cls = _FAMILIES[family]
         items[family] = {}
         for impl in getattr(pm.hook, hook).get_hookimpls():
             provider = pm.get_name(impl.plugin) or repr(impl.plugin)

@@ -16,6 +16,7 @@ least-squares problem far inside the double range.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping, Sequence
 
@@ -23,8 +24,8 @@ import numpy as np
 
 __all__ = [
     "ConfigRef", "Configuration", "Reader", "ModelForm", "Solver", "SolveResult", "Writer",
-    "ReferencePotential", "ReferenceResult", "check_configuration", "MAX_COORDINATE",
-    "MAX_ENERGY_PER_ATOM", "MAX_FORCE", "MAX_STRESS",
+    "ReferencePotential", "ReferenceResult", "SettingsSection", "check_configuration",
+    "MAX_COORDINATE", "MAX_ENERGY_PER_ATOM", "MAX_FORCE", "MAX_STRESS",
 ]
 
 #: Largest accepted |coordinate| (positions, cell entries), Å: 1 cm.
@@ -213,3 +214,48 @@ class ReferencePotential:
     factory: Callable[[Any], Any]
     priority: int = 100
     description: str = ""
+
+
+_SECTION_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
+_VERB = re.compile(r"[a-z][a-z0-9_-]*")
+
+
+@dataclass(frozen=True)
+class SettingsSection:
+    """A section of the input file, ``[NAME]`` (see :mod:`mpisnap.settings`).
+
+    ``parse(raw, ctx)`` gets the section's keys and values as strings (``raw``, empty when the
+    input has no such section: return the defaults) and a
+    :class:`mpisnap.settings.SectionContext` (``ctx.get(key, p_float, default)`` types a value,
+    ``ctx.fail(key, problem)`` raises the one-line ``<file>: [NAME] key: problem`` error); it
+    returns a frozen record (a frozen dataclass), which code reads as
+    ``settings.section("NAME")``. Before it is called every key is checked against ``keys``
+    (an entry ending in ``*`` allows every key with that prefix; None: any key, ``parse`` checks
+    them); ``legacy`` keys are accepted and ignored with a notice. ``verb`` (e.g. ``"learn"``)
+    makes it the section of one command: the others accept it and keep it unparsed. ``name``
+    is in capitals (``[A-Z][A-Z0-9_]*``)."""
+
+    name: str
+    parse: Callable[[Mapping[str, str], Any], Any]
+    keys: tuple[str, ...] | None
+    verb: str | None = None
+    description: str = ""
+    legacy: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _SECTION_NAME.fullmatch(self.name):
+            raise ValueError(f"settings section name {self.name!r}: expected capitals, digits "
+                             "and '_' (e.g. 'LEARN')")
+        if self.verb is not None and not (isinstance(self.verb, str)
+                                           and _VERB.fullmatch(self.verb)):
+            raise ValueError(f"settings section [{self.name}]: verb {self.verb!r} must be a "
+                             "lower-case command name (e.g. 'learn') or None")
+        for attr in ("keys", "legacy"):
+            value = getattr(self, attr)
+            if value is None and attr == "keys":
+                continue
+            if not isinstance(value, (tuple, list)) or not all(isinstance(k, str) and k
+                                                                for k in value):
+                raise ValueError(f"settings section [{self.name}]: {attr} must be a sequence of "
+                                 f"key names, got {value!r}")
+            object.__setattr__(self, attr, tuple(value))

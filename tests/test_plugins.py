@@ -26,7 +26,9 @@ import pytest
 import mpisnap
 from mpisnap import hookimpl, hookspecs
 from mpisnap.plugin_manager import DISABLE_AUTOLOAD, PluginError, build_registry, get_plugin_manager
-from mpisnap.records import Configuration, ModelForm, Reader, ReferencePotential, SolveResult, Solver, Writer
+from mpisnap.records import (Configuration, ModelForm, Reader, ReferencePotential, SettingsSection,
+                             SolveResult, Solver, Writer)
+from mpisnap.settings import SECTION_ORDER, SettingsError, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -42,6 +44,8 @@ BUILTINS = {
     "writers": (["snap", "metrics", "dumps", "parity"], "mpisnap.plugins.writers"),
     "reference_potentials": (["zbl", "lammps"], "mpisnap.plugins.references"),
 }
+#: The built-in settings sections (not listed by ``mpisnap plugins``) and their provider.
+BUILTIN_SECTIONS = (list(SECTION_ORDER), "mpisnap.settings.sections")
 
 
 def _hooks() -> dict[str, types.FunctionType]:
@@ -68,7 +72,8 @@ def _run(args, *, cwd, env, timeout=TIMEOUT) -> subprocess.CompletedProcess:
 def _module(name: str, code: str) -> types.ModuleType:
     """Execute plugin source in a fresh module (what importing a plugin file would give)."""
     mod = types.ModuleType(name)
-    exec(compile(code, f"<{name}>", "exec"), mod.__dict__)
+    # dont_inherit: the plugin's own ``from __future__`` lines only, not this file's
+    exec(compile(code, f"<{name}>", "exec", dont_inherit=True), mod.__dict__)
     return mod
 
 
@@ -150,12 +155,14 @@ def plugin_site(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def example_plugin(plugin_site) -> types.ModuleType:
+def example_plugin(plugin_site, monkeypatch) -> types.ModuleType:
     """The installed example plugin module, loaded from its file (for in-process fits with
-    ``plugins=[...]`` and no autoload)."""
+    ``plugins=[...]`` and no autoload); in ``sys.modules`` while the test runs, as an imported
+    module would be."""
     spec = importlib.util.spec_from_file_location(
         "_installed_example_plugin", plugin_site / "mpisnap_example_plugin" / "__init__.py")
     mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, mod)
     spec.loader.exec_module(mod)
     return mod
 
@@ -214,6 +221,74 @@ def test_fit_with_installed_plugin(plugin_site, example_plugin, tmp_path):
     assert abs(lin_blocks[0]) > 1e-3
     assert np.abs(lin_blocks[1:] - tik[1:]).max() > 1e-3 * np.abs(tik).max()
     assert lin.solve_info["residual"] < svd.solve_info["residual"]
+
+
+def _with_example_section(tmp_path: Path, text: str) -> Path:
+    """The example input plus an ``[EXAMPLE]`` section, in ``tmp_path`` (data: ``--set`` the
+    absolute ``PATH.dataPath``, :data:`EXAMPLE_DATA`)."""
+    inp = tmp_path / "with_section.in"
+    inp.write_text(EXAMPLE.read_text() + "\n[EXAMPLE]\n" + text)
+    return inp
+
+
+EXAMPLE_DATA = f"PATH.dataPath={EXAMPLE.parent / 'JSON'}"
+
+
+def test_plugin_brings_its_own_section(plugin_site, example_plugin, tmp_path):
+    """The installed plugin's ``[EXAMPLE]`` section: the CLI reads it from the input file,
+    ``--set EXAMPLE.tikhonov_lambda`` overrides it, and the plugin's solver gets it as
+    ``settings.section("EXAMPLE")``: TIKHONOV with λ = 1 gives the built-in RIDGE solution
+    with alpha = 1 (the same minimiser, another implementation), far from the SVD fit."""
+    inp = _with_example_section(tmp_path, "tikhonov_lambda = 1e-3\n")
+    out = tmp_path / "out"
+    overrides = ["SOLVER.solver=TIKHONOV", EXAMPLE_DATA, "EXAMPLE.tikhonov_lambda=1.0"]
+    proc = _run(["-m", "mpisnap", "fit", inp, *(a for o in overrides for a in ("--set", o)),
+                 "--output-dir", out, "--no-progress"], cwd=tmp_path, env=_plugin_env(plugin_site))
+    assert proc.returncode == 0, proc.stderr
+    cli = _read_snapcoeff(next(out.glob("*.snapcoeff")))["Cu"]
+
+    # in-process, with the plugin's sections given to the loader
+    sections = build_registry(get_plugin_manager(autoload=False, plugins=[example_plugin]),
+                              families=("settings_sections",)).all("settings_sections")
+    assert load_settings(inp, overrides[:2], sections=sections).section("EXAMPLE") == \
+        example_plugin.ExampleSettings(1e-3)  # from the file
+    assert load_settings(EXAMPLE, sections=sections).section("EXAMPLE").tikhonov_lambda == 1e-10
+    settings = load_settings(inp, overrides, sections=sections)
+    assert settings.section("EXAMPLE") == example_plugin.ExampleSettings(1.0)
+    tik = mpisnap.fit(settings, plugins=[example_plugin], autoload=False, write=False)
+    assert tik.solve_info["lambda"] == 1.0
+    np.testing.assert_allclose(cli, tik.model.coefficient_blocks(tik.coefficients)["Cu"],
+                               rtol=1e-9, atol=1e-12)
+    ridge = mpisnap.fit(EXAMPLE, overrides=["SOLVER.solver=RIDGE", "RIDGE.alpha=1.0"],
+                        autoload=False, write=False)
+    svd = mpisnap.fit(EXAMPLE, autoload=False, write=False)
+    scale = np.abs(svd.coefficients).max()
+    np.testing.assert_allclose(tik.coefficients, ridge.coefficients, rtol=0, atol=1e-9 * scale)
+    assert np.abs(tik.coefficients - svd.coefficients).max() > 0.05 * scale
+    assert np.linalg.norm(tik.coefficients) < np.linalg.norm(svd.coefficients)
+
+    # its errors read like any section's, on one line
+    proc = _run(["-m", "mpisnap", "fit", inp, "--set", EXAMPLE_DATA, "--set",
+                 "EXAMPLE.tikhonov_lambda=-2", "--output-dir", out], cwd=tmp_path,
+                env=_plugin_env(plugin_site))
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert proc.stderr.strip() == ("mpisnap: error: with_section.in: [EXAMPLE] tikhonov_lambda: "
+                                   "must be >= 0, got -2.0 (from override "
+                                   "'EXAMPLE.tikhonov_lambda=-2')")
+
+
+def test_plugin_section_unknown_without_the_plugin(plugin_site, tmp_path):
+    """Without the plugin (autoload off), ``[EXAMPLE]`` is an unknown section, and the error
+    names the sections that are known."""
+    inp = _with_example_section(tmp_path, "tikhonov_lambda = 1e-3\n")
+    out = tmp_path / "out"
+    proc = _run(["-m", "mpisnap", "fit", inp, "--set", EXAMPLE_DATA, "--output-dir", out],
+                cwd=tmp_path, env=_plugin_env(plugin_site, **{DISABLE_AUTOLOAD: "1"}))
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert proc.stderr.strip() == (
+        "mpisnap: error: with_section.in: [EXAMPLE]: unknown section; known sections (from the "
+        "installed plugins): " + ", ".join(SECTION_ORDER))
+    assert not out.exists() or not list(out.iterdir())
 
 
 def test_fit_without_autoload_rejects_plugin_names(plugin_site, tmp_path):
@@ -310,7 +385,7 @@ def test_autoload_switch(monkeypatch):
     monkeypatch.setenv(DISABLE_AUTOLOAD, "1")
     pm = get_plugin_manager()
     names = {pm.get_name(p) for p in pm.get_plugins()}
-    assert names == {provider for _, provider in BUILTINS.values()}
+    assert names == {provider for _, provider in BUILTINS.values()} | {BUILTIN_SECTIONS[1]}
     monkeypatch.delenv(DISABLE_AUTOLOAD)
     pm = get_plugin_manager(autoload=False)
     assert {pm.get_name(p) for p in pm.get_plugins()} == names
@@ -333,11 +408,14 @@ def test_plugins_command_lists_the_builtins(monkeypatch, capsys):
 def test_builtin_records_are_typed():
     registry = build_registry(get_plugin_manager(autoload=False))
     types_ = {"model_forms": ModelForm, "solvers": Solver, "readers": Reader, "writers": Writer,
-              "reference_potentials": ReferencePotential}
+              "reference_potentials": ReferencePotential, "settings_sections": SettingsSection}
     for family, cls in types_.items():
         for rec in registry.all(family):
             assert isinstance(rec, cls) and rec.name and rec.description, rec
     assert {r.kind for r in registry.all("model_forms")} <= {"linear", "nonlinear"}
+    names, provider = BUILTIN_SECTIONS
+    assert registry.names("settings_sections") == names
+    assert {registry.providers[("settings_sections", n.lower())] for n in names} == {provider}
 
 
 # ------------------------------------------------------------------------------ meta-tests
@@ -489,12 +567,43 @@ def _check_reference_potentials(mod, registry, tmp_path):
     assert not rec.accepts(plain.settings.reference.__class__(pair_style="zbl 1.0 2.0"))
 
 
+def _check_settings_sections(mod, registry, tmp_path):
+    """The example section: its defaults when the input has none, typed from the file and from
+    overrides, one-line errors naming file, section and key, a round trip through ``to_dict``,
+    and an unknown section without the plugin."""
+    rec = registry.get("settings_sections", "PENALTY")
+    assert rec.verb is None and rec.keys == ("strength", "norm")
+    sections = registry.all("settings_sections")
+    assert load_settings(EXAMPLE, sections=sections).section("PENALTY") == mod.Penalty()
+    inp = tmp_path / "penalty.in"
+    inp.write_text(EXAMPLE.read_text() + "\n[PENALTY]\nstrength = 0.5\nnorm = L1\n")
+    s = load_settings(inp, sections=sections)
+    assert s.section("PENALTY") == mod.Penalty(0.5, "l1")
+    assert load_settings(inp, ["PENALTY.strength=2"], sections=sections).section("PENALTY") == \
+        mod.Penalty(2.0, "l1")
+    assert load_settings(s.to_dict(), sections=sections) == s
+    for overrides, expect in [
+            (["PENALTY.strength=-1"], "penalty.in: [PENALTY] strength: must be >= 0, got -1.0 "
+                                      "(from override 'PENALTY.strength=-1')"),
+            (["PENALTY.norm=l3"], "penalty.in: [PENALTY] norm: expected l1 or l2, got 'l3' "
+                                  "(from override 'PENALTY.norm=l3')"),
+            (["PENALTY.strenght=1"], "penalty.in: [PENALTY] strenght: unknown key (did you mean "
+                                     "'strength'?) (from override 'PENALTY.strenght=1')")]:
+        with pytest.raises(SettingsError) as exc:
+            load_settings(inp, overrides, sections=sections)
+        assert str(exc.value) == expect
+    builtin_only = build_registry(get_plugin_manager(autoload=False)).all("settings_sections")
+    with pytest.raises(SettingsError, match=r"^penalty\.in: \[PENALTY\]: unknown section"):
+        load_settings(inp, sections=builtin_only)
+
+
 _EXAMPLE_CHECKS = {
     "mpisnap_readers": _check_readers,
     "mpisnap_model_forms": _check_model_forms,
     "mpisnap_solvers": _check_solvers,
     "mpisnap_writers": _check_writers,
     "mpisnap_reference_potentials": _check_reference_potentials,
+    "mpisnap_settings_sections": _check_settings_sections,
 }
 
 

