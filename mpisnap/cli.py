@@ -117,12 +117,20 @@ def _cmd_plugins(args, comm) -> int:
     reg = build_registry(get_plugin_manager())
     if comm.rank != 0:
         return 0
-    for family in ("model_forms", "solvers", "readers", "writers", "reference_potentials"):
+    from .records import ModelForm, SettingsSection, Solver
+
+    for family in ("model_forms", "solvers", "readers", "writers", "reference_potentials",
+                   "settings_sections"):
         print(f"{family.replace('_', ' ')}:")
         for rec in reg.all(family):
             provider = reg.providers[(family, rec.name.lower())]
-            extra = f" [{', '.join(sorted(rec.kinds))}]" if hasattr(rec, "kinds") else ""
-            extra += f" ({rec.kind})" if hasattr(rec, "kind") else ""
+            extra = ""
+            if isinstance(rec, Solver):
+                extra = f" [{', '.join(sorted(rec.kinds))}]"
+            elif isinstance(rec, ModelForm):
+                extra = f" ({rec.kind})"
+            elif isinstance(rec, SettingsSection) and rec.verb:
+                extra = f" (verb {rec.verb})"
             print(f"  {rec.name:<14}{extra} {rec.description}  <{provider}>")
     return 0
 

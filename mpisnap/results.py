@@ -114,19 +114,28 @@ class FitResult:
         cfg = Configuration("predict", "", np.asarray(positions, float),
                             np.zeros((3, 3)) if cell is None else np.asarray(cell, float), pbc,
                             tuple(symbols), 0.0, np.zeros((n, 3)), np.zeros((3, 3)))
-        desc = self.model.descriptor.compute(positions=cfg.positions, cell=cfg.cell, pbc=pbc,
-                                             symbols=cfg.symbols)
-        ref = self.reference.compute(cfg) if self.reference is not None else None
-        eshift = float(sum(self.settings.eshift[x] for x in cfg.symbols))
-        A, _, kind, _, comp = self.model.rows(cfg, desc, None, 0.0)
-        y = A @ self.coefficients
-        out = {"energy": n * y[kind == 0][0] - eshift + (ref.energy if ref else 0.0),
-               "forces": y[kind == 1].reshape(n, 3) + (ref.forces if ref else 0.0)}
-        if np.any(kind == 2):
-            vol = cfg.volume
-            s = y[kind == 2] + (np.asarray(ref.virial) * 1.6021765e6 / vol if ref else 0.0)
+        pred = self.predictor().predict(cfg)
+        out = {"energy": pred.energy, "forces": pred.forces}
+        if pred.stress is not None:  # ASE's eV/Å³, tensile positive -> LAMMPS bar, pressure
+            from .units import NKTV2P
+
+            s = -NKTV2P * pred.stress
             out["stress"] = np.array([[s[0], s[5], s[4]], [s[5], s[1], s[3]], [s[4], s[3], s[2]]])
         return out
+
+    def predictor(self):
+        """The fitted model as a :class:`mpisnap.models.Predictor` (energy, per-atom energies,
+        forces and stress in ASE's units of any configuration; ``mpisnap.Calculator`` wraps
+        it for ASE)."""
+        from .models import LinearModel, LinearPredictor, Predictor
+
+        if isinstance(self.model, Predictor):  # a trained (nonlinear) model predicts itself
+            return self.model
+        if isinstance(self.model, LinearModel):
+            return LinearPredictor(self.model, self.coefficients, self.reference,
+                                   self.settings.eshift)
+        raise TypeError(f"model {getattr(self.model, 'name', self.model)!r} is neither a "
+                        f"linear model nor a predictor (see mpisnap.models)")
 
     def metric(self, group: str = "*ALL", weighting: str = "Unweighted", split: str = "Training",
                kind: str = "Energy") -> MetricRow:

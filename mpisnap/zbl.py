@@ -26,7 +26,7 @@ qqr2e = 14.399645 eV·Å/e² is the Coulomb constant LAMMPS uses in metal units.
 
 Virial convention (as LAMMPS and :mod:`mpisnap.descriptors`):
 ``W = -Σ_pairs r_ij ⊗ ∂E/∂r_ij`` with ``r_ij = r_j - r_i``, in eV, Voigt order xx, yy, zz, yz,
-xz, xy; the LAMMPS pressure in bar is ``W · 1.6021765e6 / V``.
+xz, xy; the LAMMPS pressure in bar is ``W · NKTV2P / V`` (:data:`mpisnap.units.NKTV2P`).
 """
 from __future__ import annotations
 

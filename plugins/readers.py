@@ -83,6 +83,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from mpisnap import units as _units
 from mpisnap.hookspecs import hookimpl
 from mpisnap.records import ConfigRef, Configuration, Reader, check_configuration
 
@@ -100,8 +101,8 @@ _RYDBERG = _HARTREE / 2.0            # eV (13.605693122994)
 _KCAL_PER_MOL = 4184.0 / (_AVOGADRO * _E_CHARGE)   # eV, thermochemical calorie
 _KJ_PER_MOL = 1000.0 / (_AVOGADRO * _E_CHARGE)     # eV
 
-#: 1 eV/Å³ in bar (exact: e · 1e30 Pa / 1e5).
-EV_PER_A3_IN_BAR = 1.602176634e6
+#: 1 eV/Å³ in bar (exact: e · 1e30 Pa / 1e5); its one home is :mod:`mpisnap.units`.
+EV_PER_A3_IN_BAR = _units.EV_PER_A3_IN_BAR
 
 #: length unit name -> Å
 LENGTH_UNITS = {"angstrom": 1.0, "bohr": _BOHR, "nm": 10.0, "pm": 0.01}

@@ -44,7 +44,7 @@ BUILTINS = {
     "writers": (["snap", "metrics", "dumps", "parity"], "mpisnap.plugins.writers"),
     "reference_potentials": (["zbl", "lammps"], "mpisnap.plugins.references"),
 }
-#: The built-in settings sections (not listed by ``mpisnap plugins``) and their provider.
+#: The built-in settings sections (listed by ``mpisnap plugins`` too) and their provider.
 BUILTIN_SECTIONS = (list(SECTION_ORDER), "mpisnap.settings.sections")
 
 
@@ -400,9 +400,11 @@ def test_plugins_command_lists_the_builtins(monkeypatch, capsys):
     monkeypatch.setenv(DISABLE_AUTOLOAD, "1")
     assert main(["plugins"]) == 0
     listing = _plugins_listing(capsys.readouterr().out)
-    assert set(listing) == set(BUILTINS)
+    assert set(listing) == set(BUILTINS) | {"settings_sections"}
     for family, (names, provider) in BUILTINS.items():
         assert listing[family] == dict.fromkeys(names, provider), family
+    names, provider = BUILTIN_SECTIONS
+    assert listing["settings_sections"] == dict.fromkeys(names, provider)
 
 
 def test_builtin_records_are_typed():

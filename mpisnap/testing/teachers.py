@@ -16,7 +16,7 @@ import numpy as np
 from ..potential import read_snapcoeff, read_snapparam
 from .lammps import compute_pair
 
-NKTV2P = 1.6021765e6
+from mpisnap.units import NKTV2P
 
 
 def potential_dir() -> Path:
