@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from ase.calculators.calculator import Calculator as _ASECalculator
 from ase.calculators.calculator import all_changes
 
-from .potential import read_potential
+from .models import Predictor
+from .potential import Potential, read_potential
 
 __all__ = ["Calculator"]
 
@@ -32,12 +35,11 @@ class Calculator(_ASECalculator):
     ----------
     path : a LAMMPS include file with ``pair_style``/``pair_coeff`` lines (the ``.mod`` written
         by ``mpisnap fit``, or a published ``.snap`` file), a ``.snapcoeff`` file with its
-        ``.snapparam`` beside it, or a predictor object (anything with
-        ``predict(atoms, uncertainty=False, threads=None)`` returning a
-        :class:`mpisnap.potential.Prediction`). See :mod:`mpisnap.potential` for the LAMMPS
-        subset that is read.
-    threads : OpenMP threads of the SNAP kernel (default: ``OMP_NUM_THREADS`` or all cores).
-        Results are identical for any thread count.
+        ``.snapparam`` beside it, or any :class:`mpisnap.models.Predictor` (e.g. a fit's
+        ``FitResult.predictor()``). See :mod:`mpisnap.potential` for the LAMMPS subset that is
+        read.
+    threads : OpenMP threads of the SNAP kernel of a potential file (default:
+        ``OMP_NUM_THREADS`` or all cores). Results are identical for any thread count.
 
     Atoms are matched to the potential by their chemical symbols. Errors in the file are one-line
     :class:`ValueError` messages naming the file.
@@ -47,7 +49,7 @@ class Calculator(_ASECalculator):
 
     def __init__(self, path, threads: int | None = None, **kwargs):
         super().__init__(**kwargs)
-        if hasattr(path, "predict"):
+        if isinstance(path, Predictor):
             self.potential = path
         else:
             self.potential = read_potential(os.fspath(path))
@@ -57,9 +59,18 @@ class Calculator(_ASECalculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        p = self.potential.predict(self.atoms, threads=self.threads)
-        self.results = {"energy": p.energy, "free_energy": p.energy,
-                        "energies": p.energies, "forces": p.forces}
+        if isinstance(self.potential, Potential):
+            p = self.potential.predict(self.atoms, threads=self.threads)
+        else:
+            from .records import Configuration
+
+            a = self.atoms
+            p = self.potential.predict(Configuration(
+                "atoms", "", a.get_positions(), np.array(a.get_cell()),
+                tuple(bool(x) for x in a.get_pbc()), tuple(a.get_chemical_symbols())))
+        self.results = {"energy": p.energy, "free_energy": p.energy, "forces": p.forces}
+        if p.energies is not None:
+            self.results["energies"] = p.energies
         if p.stress is not None and self.atoms.cell.rank == 3:
             self.results["stress"] = p.stress
 

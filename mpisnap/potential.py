@@ -61,6 +61,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .io import atomic_write
+from .models import VOIGT
+from .models import Prediction as _ModelPrediction
 
 __all__ = [
     "PotentialError", "read_snapcoeff", "read_snapparam", "snap_parameters", "read_potential",
@@ -645,32 +647,22 @@ class ZBLStyle:
         for a in range(3):
             forces[:, a] = np.bincount(i, g[:, a], minlength=n) - np.bincount(j, g[:, a],
                                                                                minlength=n)
-        va, vb = zip(*_VOIGT)  # (not np.dot on strided columns: BLAS threads cost more)
+        va, vb = zip(*VOIGT)  # (not np.dot on strided columns: BLAS threads cost more)
         virial = -(D[:, va] * g[:, vb]).sum(axis=0)
         return energies, forces, virial
-
-
-_VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
 
 
 # -- the predictor --------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Prediction:
-    """What a predictor returns for one configuration (LAMMPS ``metal`` units).
+class Prediction(_ModelPrediction):
+    """:class:`mpisnap.models.Prediction` (``energy`` eV, ``forces`` (N, 3) eV/Å, ``energies``
+    (N,) eV per atom — pair terms split half and half as LAMMPS ``compute pe/atom`` — and
+    ``stress`` (6,) eV/Å³ in ASE's convention ``-W/V``, None unless the cell is 3-dimensional)
+    plus the ``virial`` (6,) eV, ``W = -Σ r_ij ⊗ ∂E/∂r_ij``, defined for any configuration.
+    Voigt order xx yy zz yz xz xy throughout."""
 
-    ``energy`` (eV), ``energies`` (N,) per atom (eV; pair terms split half and half as LAMMPS
-    ``compute pe/atom``), ``forces`` (N, 3) eV/Å, ``virial`` (6,) eV with
-    ``W = -Σ r_ij ⊗ ∂E/∂r_ij`` in Voigt order xx yy zz yz xz xy, ``stress`` (6,) in ASE's
-    convention ``-W/V`` (eV/Å³, same Voigt order; None unless the cell is 3-dimensional),
-    ``uncertainty`` (None: not available yet)."""
-
-    energy: float
-    energies: np.ndarray
-    forces: np.ndarray
-    virial: np.ndarray
-    stress: np.ndarray | None = None
-    uncertainty: Any = None
+    virial: np.ndarray | None = None
 
 
 def _default_threads() -> int:
@@ -683,7 +675,7 @@ def _default_threads() -> int:
 class Potential:
     """A parsed LAMMPS potential: ``terms`` are (scale, style) pairs summed as ``hybrid/overlay``
     (``hybrid/scaled``) does; ``type_elements`` names the element of each LAMMPS type (None where
-    no style says it). It is a predictor: :meth:`predict`."""
+    no style says it). It is a :class:`mpisnap.models.Predictor`: :meth:`predict`."""
 
     source: Path
     terms: tuple[tuple[float, Any], ...]
@@ -710,14 +702,15 @@ class Potential:
             raise ValueError(f"element {exc.args[0]!r} is not in the potential {self.source} "
                              f"(elements: {' '.join(self.elements)})") from None
 
-    def predict(self, config, uncertainty: bool = False, threads: int | None = None) -> Prediction:
+    def predict(self, config, *, uncertainty: bool = False,
+                threads: int | None = None) -> Prediction:
         """Energy, per-atom energies, forces, virial and stress of ``config`` (an ``ase.Atoms``
         or any record with ``positions``, ``cell``, ``pbc`` and ``symbols``, e.g.
         :class:`mpisnap.records.Configuration`). ``threads``: OpenMP threads of the SNAP kernel
         (default: ``OMP_NUM_THREADS`` or all cores)."""
         if uncertainty:
-            raise ValueError(f"potential {self.source}: no uncertainty is available (a LAMMPS "
-                             "potential file has no coefficient covariance)")
+            raise NotImplementedError(f"potential {self.source}: no uncertainty estimate (a "
+                                      "LAMMPS potential file has no coefficient covariance)")
         if hasattr(config, "get_positions"):
             pos = np.asarray(config.get_positions(), dtype=float)
             cell = np.array(config.get_cell(), dtype=float)
@@ -745,7 +738,7 @@ class Potential:
         vol = abs(float(np.linalg.det(cell)))
         if vol > 0.0 and np.linalg.matrix_rank(cell) == 3:
             stress = -virial / vol
-        return Prediction(float(energies.sum()), energies, forces, virial, stress)
+        return Prediction(float(energies.sum()), forces, energies, stress, virial=virial)
 
 
 # -- include files ------------------------------------------------------------------------------

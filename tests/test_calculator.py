@@ -318,6 +318,32 @@ def test_snapcoeff_path_and_predictor_object():
     assert rel(full.predict(atoms).energy, e) > 1e-6  # the ZBL part counts
 
 
+def test_any_predictor():
+    """The calculator wraps any mpisnap.models.Predictor; a parsed potential is one."""
+    from ase.calculators.calculator import PropertyNotImplementedError
+
+    from mpisnap.models import Prediction, Predictor
+
+    pot = read_potential(potential_dir() / "Ta06A.snap")
+    assert isinstance(pot, Predictor)
+
+    class Halved:  # a third-party predictor: configuration records in, Prediction out
+        elements = ["Ta"]
+
+        def predict(self, config, *, uncertainty=False):
+            p = pot.predict(config)
+            return Prediction(p.energy / 2, p.forces / 2)
+
+    atoms = published_structure("Ta06A", np.random.default_rng(8))
+    atoms.calc = Calculator(pot, threads=1)
+    e, f = atoms.get_potential_energy(), atoms.get_forces()
+    atoms.calc = Calculator(Halved())
+    assert rel(atoms.get_potential_energy(), e / 2) < 1e-14
+    assert rel(atoms.get_forces(), f / 2) < 1e-14
+    with pytest.raises(PropertyNotImplementedError):
+        atoms.get_stress()
+
+
 def test_stress_needs_a_3d_cell():
     from ase.calculators.calculator import PropertyNotImplementedError
 
@@ -347,7 +373,7 @@ def test_errors_are_one_line_and_name_the_file(tmp_path):
     with pytest.raises(ValueError, match=r"element 'Cu' is not in the potential .*Ta06A\.snap "
                                          r"\(elements: Ta\)"):
         atoms.get_potential_energy()
-    with pytest.raises(ValueError, match="no uncertainty"):
+    with pytest.raises(NotImplementedError, match="no uncertainty"):
         read_potential(potential_dir() / "Ta06A.snap").predict(bulk("Ta"), uncertainty=True)
 
 
