@@ -53,12 +53,15 @@ def mpisnap_readers() -> Iterable[Reader]:
 
 @hookspec
 def mpisnap_model_forms() -> Iterable[ModelForm]:
-    """Model forms, selected by ``[CALCULATOR] model`` (default ``auto``).
+    """Model forms, selected by ``[CALCULATOR] model``; with ``auto`` (the default), the form
+    whose record ``accepts(settings)`` with the lowest ``priority``.
 
-    A ``linear`` model object provides ``ncols``, ``column_names``, ``rows(config, descriptors,
-    reference) -> (A, b, kinds)`` and ``write_coefficients`` data; see
-    :class:`mpisnap.plugins.models.LinearSNAP`, which third-party forms may subclass. Example — a
-    linear SNAP that drops the quadratic diagonal::
+    The contract is typed in :mod:`mpisnap.models`: a ``linear`` form builds a
+    :class:`~mpisnap.models.LinearModel` (``ncols``, ``column_names()``, ``row_count``,
+    ``rows(config, descriptors, reference, eshift, kinds) -> Rows``, ``symmetrize``,
+    ``coefficient_blocks``); :class:`mpisnap.plugins.models.LinearSNAP` is one, which third-party
+    forms may subclass. Example — a linear SNAP that drops the quadratic diagonal (named
+    explicitly in the input, as it has no ``accepts``)::
 
         import numpy as np
         from mpisnap import hookimpl
@@ -77,8 +80,8 @@ def mpisnap_model_forms() -> Iterable[ModelForm]:
         def mpisnap_model_forms():
             return [ModelForm("quadratic-nodiag", "linear", NoDiagonal, "no b_k^2 terms")]
 
-    A ``nonlinear`` model object instead provides ``train(comm, pieces, plan, timer) ->
-    FitResult``: it gets the settings, reader and reference (``pieces``), this rank's share of
+    A ``nonlinear`` form builds a :class:`~mpisnap.models.TrainableModel`:
+    ``train(comm, pieces, plan, timer) -> FitResult``: it gets the settings, reader and reference (``pieces``), this rank's share of
     the configurations (``plan.entries``, ``plan.mine``; see :func:`mpisnap.pipeline.plan`),
     trains data-parallel over ``comm`` and returns the result the writers receive; it is paired
     with a solver record whose ``kinds`` include ``"nonlinear"`` (``tests/test_nonlinear.py``

@@ -54,12 +54,20 @@ class Timer:
 
 
 def _choose_model_form(registry, settings: Settings):
-    from mpisnap.plugins.models import auto_model_form  # built-in default rule
-
+    """The model form named by ``[CALCULATOR] model``; for ``auto``, the accepting form of lowest
+    priority (each record says which settings it accepts: the core knows no built-in)."""
     name = settings.calculator.model
-    if name == "auto":
-        name = auto_model_form(settings)
-    return registry.get("model_forms", name, what="[CALCULATOR] model")
+    if name != "auto":
+        return registry.get("model_forms", name, what="[CALCULATOR] model")
+    forms = [f for f in registry.all("model_forms") if f.accepts is not None]
+    for form in sorted(forms, key=lambda f: (f.priority, f.name)):
+        if form.accepts(settings):
+            return form
+    nonlinear = settings.calculator.nonlinear or settings.solver.solver == "PYTORCH"
+    hint = (" (a neural-network fit needs a nonlinear model form such as 'nn')" if nonlinear
+            else "")
+    raise PluginError(f"[CALCULATOR] model: no installed model form accepts these settings{hint};"
+                      f" name one of: {', '.join(registry.names('model_forms'))}")
 
 
 def _choose_reference(registry, settings: Settings):
@@ -215,12 +223,26 @@ def plan(comm, pieces: Pieces) -> Plan:
                 [g.name for g in settings.groups])
 
 
+def _in_place(model, c: Configuration, max_atoms: int) -> bool:
+    """Whether configuration ``c`` is computed alone and block by block, its rows written in place
+    (``model.rows_into``): one of at least ``max_atoms`` atoms, when the model can."""
+    return c.natoms >= max_atoms and callable(getattr(model, "rows_into", None))
+
+
 def iter_blocks(pieces: Pieces, pl: Plan, *, timer: Timer, progress: bool = False,
                 chunk: int = 64, max_atoms: int = 2048,
-                configs: Sequence[Configuration] | None = None):
+                configs: Sequence[Configuration] | None = None, out: np.ndarray | None = None):
     """Design rows of this rank's configurations, one ``(A, b, w, labels)`` block per
     configuration, reading and computing ``chunk`` configurations at a time (nothing is kept
-    between chunks). ``configs``: this rank's configurations, already loaded."""
+    between chunks). ``configs``: this rank's configurations, already loaded.
+
+    Memory stays bounded whatever the sizes: a chunk holds about ``max_atoms`` atoms, and a
+    configuration of ``max_atoms`` atoms or more is computed on its own, a block of atoms at a
+    time, its force rows accumulated straight into its rows (``model.rows_into``), so the working
+    memory beyond its rows is bounded (tens of MiB), and an interrupt (KeyboardInterrupt, e.g.
+    from SIGTERM) takes effect between blocks. ``out``: a C-contiguous float64 array with room for
+    every row (``model.row_count``); each configuration's rows are written into the next rows of
+    ``out`` and the yielded ``A`` are views of it (no second copy of any rows)."""
     settings, model, reader = pieces.settings, pieces.model, pieces.reader
     gindex = {g: k for k, g in enumerate(pl.group_names)}
     eshift = settings.eshift
@@ -228,14 +250,19 @@ def iter_blocks(pieces: Pieces, pl: Plan, *, timer: Timer, progress: bool = Fals
     kinds = (bool(calc.energy), bool(calc.force), bool(calc.stress))
     types = settings.bispectrum.type
     bar = _progress(len(pl.mine), progress)
+    r_out = 0
 
     def chunks():
         """Consecutive configurations, at most ``chunk`` of them and about ``max_atoms`` atoms:
-        the memory of a chunk is bounded whatever the order and sizes of the data."""
+        the memory of a chunk is bounded whatever the order and sizes of the data. A
+        configuration computed in place makes a chunk of its own."""
         idx, batch, atoms = [], [], 0
         for k, i in enumerate(pl.mine):
             with timer("read"):
                 c = configs[k] if configs is not None else _load(reader, pl.entries[i].ref, types)
+            if batch and _in_place(model, c, max_atoms):
+                yield idx, batch
+                idx, batch, atoms = [], [], 0
             idx.append(i)
             batch.append(c)
             atoms += c.natoms
@@ -245,6 +272,20 @@ def iter_blocks(pieces: Pieces, pl: Plan, *, timer: Timer, progress: bool = Fals
         if batch:
             yield idx, batch
 
+    def labelled(i, c, A, b, kind, atom, comp):
+        entry = pl.entries[i]
+        with _naming(c.name):
+            we, wf, wv = entry.row_weights(c.natoms)
+        w = np.choose(kind, [we, wf, wv]).astype(float)
+        lab = np.empty(len(b), LABEL_DTYPE)
+        lab["config"] = i
+        lab["group"] = gindex[entry.ref.group]
+        lab["kind"] = kind
+        lab["atom"] = atom
+        lab["component"] = comp
+        lab["test"] = entry.test
+        return A, b, w, lab
+
     try:
         for idx, batch in chunks():
             with timer("reference"):
@@ -253,24 +294,35 @@ def iter_blocks(pieces: Pieces, pl: Plan, *, timer: Timer, progress: bool = Fals
                     with _naming(c.name):
                         refs.append(pieces.reference.compute(c)
                                     if pieces.reference is not None else None)
+            if len(batch) == 1 and _in_place(model, batch[0], max_atoms):
+                (i,), (c,), (r,) = idx, batch, refs
+                nrows = model.row_count(c, kinds)
+                if out is not None and r_out + nrows > len(out):
+                    raise RuntimeError(f"model {model.name!r}: row_count disagrees with rows")
+                A = out[r_out:r_out + nrows] if out is not None else np.empty((nrows, model.ncols))
+                es = float(sum(eshift[s] for s in c.symbols))
+                with timer("descriptors"), _naming(c.name):  # descriptors and rows, in one pass
+                    rest = model.rows_into(A, c, r, es, kinds)
+                r_out += nrows
+                yield labelled(i, c, A, *rest)
+                bar.update(1)
+                continue
             with timer("descriptors"):
                 descs = _descriptors(model.descriptor, batch)
             for i, c, d, r in zip(idx, batch, descs, refs):
                 with timer("design matrix"):
-                    entry = pl.entries[i]
                     es = float(sum(eshift[s] for s in c.symbols))
                     with _naming(c.name):
                         A, b, kind, atom, comp = model.rows(c, d, r, es, kinds)
-                        we, wf, wv = entry.row_weights(c.natoms)
-                    w = np.choose(kind, [we, wf, wv]).astype(float)
-                    lab = np.empty(len(b), LABEL_DTYPE)
-                    lab["config"] = i
-                    lab["group"] = gindex[entry.ref.group]
-                    lab["kind"] = kind
-                    lab["atom"] = atom
-                    lab["component"] = comp
-                    lab["test"] = entry.test
-                yield A, b, w, lab
+                    if out is not None:
+                        if r_out + len(b) > len(out):
+                            raise RuntimeError(f"model {model.name!r}: row_count disagrees with "
+                                               f"rows")
+                        out[r_out:r_out + len(b)] = A
+                        A = out[r_out:r_out + len(b)]
+                    r_out += len(b)
+                    block = labelled(i, c, A, b, kind, atom, comp)
+                yield block
             bar.update(len(batch))
     finally:
         bar.close()
@@ -297,9 +349,9 @@ def build_shard(comm, pieces: Pieces, *, progress: bool = False, timer: Timer | 
         lab = np.empty(nrows, LABEL_DTYPE)
         r = 0
         for Ab, bb, wb, lb in iter_blocks(pieces, pl, timer=timer, progress=progress, chunk=chunk,
-                                          configs=configs):
+                                          configs=configs, out=A):  # rows written into A
             n = len(bb)
-            A[r:r + n], b[r:r + n], w[r:r + n], lab[r:r + n] = Ab, bb, wb, lb
+            b[r:r + n], w[r:r + n], lab[r:r + n] = bb, wb, lb
             r += n
         if r != nrows:
             raise RuntimeError(f"model {model.name!r}: row_count disagrees with rows ({r} != {nrows})")

@@ -154,12 +154,19 @@ class ModelForm:
 
     ``kind`` is ``"linear"`` (the model turns descriptor blocks into design-matrix rows and is
     fitted by a linear solver on the compressed QR system) or ``"nonlinear"`` (the model trains
-    itself through its own ``train`` method; see :mod:`mpisnap.hookspecs`)."""
+    itself through its own ``train`` method; see :mod:`mpisnap.hookspecs`). The objects satisfy
+    :class:`mpisnap.models.LinearModel` or :class:`mpisnap.models.TrainableModel`.
+
+    ``[CALCULATOR] model = auto`` (the default) picks, among the forms whose ``accepts(settings)``
+    is true, the one with the lowest ``priority`` (then name) — as reference potentials are
+    chosen. A form without ``accepts`` is only used when named explicitly."""
 
     name: str
     kind: Literal["linear", "nonlinear"]
     factory: Callable[[Any], Any]
     description: str = ""
+    accepts: Callable[[Any], bool] | None = None
+    priority: int = 100
 
 
 @dataclass(frozen=True)

@@ -106,11 +106,43 @@ class LinearSNAP:
         rows whose label is missing (no energy, forces or stress in the data, or no cell volume)
         are left out.
         """
+        A = np.zeros((self.row_count(config, kinds), self.ncols))
+        return (A,) + self._fill(A, config, desc, reference, eshift, kinds, in_place=False)
+
+    def rows_into(self, A, config, reference=None, eshift: float = 0.0,
+                  kinds=(True, True, True), threads: int | None = None):
+        """:meth:`rows` for configurations of any size, written into ``A``.
+
+        ``A`` is a C-contiguous float64 array of shape (:meth:`row_count`, ncols), e.g. rows of a
+        preallocated design matrix; its content is overwritten. The descriptors are computed here,
+        block by block (:meth:`mpisnap.Descriptor.compute_into`), with the force rows accumulated
+        straight into ``A``, so the memory beyond the rows stays bounded whatever the size, and
+        a KeyboardInterrupt takes effect between blocks. Same numbers as :meth:`rows` (bitwise).
+        Returns ``(b, kind, atom, component)``.
+        """
+        n, T, blk, c0 = config.natoms, len(self.elements), self.block, int(self.const)
+        use_e, use_f, use_s, _ = self._use(config, kinds)
+        if (A.shape != (self.row_count(config, kinds), self.ncols) or A.dtype != np.float64
+                or not A.flags.c_contiguous):
+            raise ValueError(f"rows_into: A must be a C-contiguous float64 array of shape "
+                             f"({self.row_count(config, kinds)}, {self.ncols}), got "
+                             f"{A.dtype} {A.shape}")
+        force = None
+        if use_f:
+            r = int(use_e)
+            force = A[r:r + 3 * n].reshape(3 * n, T, blk)[:, :, c0:]  # a view: rows go in place
+        desc = self.descriptor.compute_into(force, positions=config.positions, cell=config.cell,
+                                            pbc=config.pbc, symbols=config.symbols,
+                                            virial=use_s, threads=threads)
+        return self._fill(A, config, desc, reference, eshift, kinds, in_place=True)
+
+    def _fill(self, A, config, desc, reference, eshift, kinds, in_place: bool):
+        """Every element of the rows ``A`` from the descriptors ``desc`` (force rows already in
+        ``A`` when ``in_place``: then only masked and given zero constant columns)."""
         n = config.natoms
         T, blk, c0 = len(self.elements), self.block, int(self.const)
         use_e, use_f, use_s, vol = self._use(config, kinds)
-        nrows = int(use_e) + 3 * n * int(use_f) + 6 * int(use_s)
-        A = np.zeros((nrows, self.ncols))
+        nrows = len(A)
         b = np.zeros(nrows)
         kind = np.zeros(nrows, np.int8)
         atom = np.full(nrows, -1, np.int32)
@@ -128,8 +160,16 @@ class LinearSNAP:
             r = 1
         if use_f:
             sl = slice(r, r + 3 * n)
-            for t in range(T):
-                A[sl, t * blk + c0:(t + 1) * blk] = desc.force_rows[:, t, :] * mask[t]
+            if in_place:
+                for t in range(T):
+                    if c0:
+                        A[sl, t * blk] = 0.0
+                    if not np.all(mask[t] == 1.0):
+                        for s0 in range(r, r + 3 * n, 4096):  # in place, a slab at a time
+                            A[s0:min(s0 + 4096, r + 3 * n), t * blk + c0:(t + 1) * blk] *= mask[t]
+            else:
+                for t in range(T):
+                    A[sl, t * blk + c0:(t + 1) * blk] = desc.force_rows[:, t, :] * mask[t]
             f = np.asarray(config.forces, float).reshape(-1)
             if reference is not None:
                 f = f - np.asarray(reference.forces, float).reshape(-1)
@@ -140,6 +180,7 @@ class LinearSNAP:
             r += 3 * n
         if use_s:
             sl = slice(r, r + 6)
+            A[sl] = 0.0
             for t in range(T):
                 A[sl, t * blk + c0:(t + 1) * blk] = desc.virial_rows[:, t, :] * mask[t] * (NKTV2P / vol)
             s = np.asarray(config.stress, float)
@@ -149,7 +190,7 @@ class LinearSNAP:
             b[sl] = truth
             kind[sl] = 2
             comp[sl] = np.arange(6, dtype=np.int8)
-        return A, b, kind, atom, comp
+        return b, kind, atom, comp
 
     # -- coefficients ----------------------------------------------------------------------
     def symmetrize(self, coefficients: np.ndarray) -> np.ndarray:
@@ -239,20 +280,22 @@ def _chemsnap(settings, **kw):
     return ChemSNAP(settings, **kw)
 
 
-def auto_model_form(settings) -> str:
-    """The model form a FitSNAP input implies."""
-    if settings.calculator.nonlinear or settings.solver.solver == "PYTORCH":
-        return "nn"
-    if settings.bispectrum.chemflag:
-        return "chemsnap"
-    return "quadratic" if settings.bispectrum.quadraticflag else "linear"
+def _linear_fit(settings) -> bool:
+    """A FitSNAP input for a linear-in-coefficients fit (not a neural network)."""
+    return not (settings.calculator.nonlinear or settings.solver.solver == "PYTORCH")
 
 
 @hookimpl
 def mpisnap_model_forms():
+    b = lambda s: s.bispectrum  # noqa: E731
     return [
-        ModelForm("linear", "linear", _linear, "linear SNAP (Thompson et al. 2015)"),
-        ModelForm("quadratic", "linear", _quadratic, "quadratic SNAP (Wood & Thompson 2018)"),
+        ModelForm("linear", "linear", _linear, "linear SNAP (Thompson et al. 2015)",
+                  accepts=lambda s: _linear_fit(s) and not b(s).chemflag
+                  and not b(s).quadraticflag),
+        ModelForm("quadratic", "linear", _quadratic, "quadratic SNAP (Wood & Thompson 2018)",
+                  accepts=lambda s: _linear_fit(s) and not b(s).chemflag
+                  and bool(b(s).quadraticflag)),
         ModelForm("chemsnap", "linear", _chemsnap,
-                  "explicit multi-element SNAP (Cusentino et al. 2020), orbit-averaged output"),
+                  "explicit multi-element SNAP (Cusentino et al. 2020), orbit-averaged output",
+                  accepts=lambda s: _linear_fit(s) and bool(b(s).chemflag)),
     ]

@@ -623,3 +623,40 @@ def test_hook_docstring_example_runs(hook, tmp_path):
     check = _EXAMPLE_CHECKS.get(hook)
     assert check is not None, f"add a check of the {hook} docstring example to _EXAMPLE_CHECKS"
     check(mod, registry, tmp_path)
+
+
+# ------------------------------------------------------------------ choosing the model form
+
+
+def test_auto_model_form_is_the_accepting_form_of_lowest_priority(tmp_path):
+    """``[CALCULATOR] model = auto`` asks each record (accepts, priority), as references are
+    chosen: a plugin form that accepts the input with a lower priority wins; the built-in rule
+    still picks ``linear`` for a linear input; the core imports no plugin to decide."""
+    import mpisnap
+    from mpisnap.plugins.models import LinearSNAP
+
+    class Mine(LinearSNAP):
+        name = "mine"
+
+    class Plugin:
+        @mpisnap.hookimpl
+        def mpisnap_model_forms(self):
+            return [ModelForm("mine", "linear", Mine, "test form",
+                              accepts=lambda s: s.bispectrum.twojmax[0] == 2, priority=10)]
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "Cu_EMT" / "Cu_EMT.in"
+    base = mpisnap.fit(example, write=False)
+    assert base.model.name == "linear"
+    got = mpisnap.fit(example, write=False, plugins=[Plugin()])
+    assert got.model.name == "linear"  # does not accept twojmax 6 -> the built-in
+    small = mpisnap.fit(example, write=False, plugins=[Plugin()],
+                        overrides=["BISPECTRUM.twojmax=2"])
+    assert small.model.name == "mine"
+
+
+def test_auto_model_form_for_a_neural_network_input_says_what_is_missing():
+    import mpisnap
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "Cu_EMT" / "Cu_EMT.in"
+    with pytest.raises(PluginError, match=r"no installed model form accepts.*'nn'"):
+        mpisnap.fit(example, write=False, overrides=["SOLVER.solver=PYTORCH"])
