@@ -11,7 +11,7 @@ Errors, the same for every verb:
 * SIGINT (Ctrl-C) or SIGTERM: ``mpisnap: interrupted``, status 130.
 
 Under MPI the message is printed once per job and every rank ends: an error every rank raised
-together (:func:`mpisnap.pipeline.agree`) is printed by rank 0 and each rank exits by itself; an
+together (:func:`mpisnap.comm.agree`) is printed by rank 0 and each rank exits by itself; an
 error of one rank alone is printed by that rank, which then aborts the job (``MPI_Abort``; the
 launcher adds its own notice). Rank 0 prints at once, other ranks after a short grace period, so
 that an error all ranks hit at the same point (without agreeing on it) is printed once, by

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-__all__ = ["SerialComm", "world"]
+from .errors import CollectiveError, CollectiveInternalError, is_user_error, one_line
+
+__all__ = ["SerialComm", "world", "agree"]
 
 
 class SerialComm:
@@ -53,3 +55,30 @@ def world():
 
     comm = MPI.COMM_WORLD
     return comm if comm.Get_size() > 1 else SerialComm()
+
+
+def agree(comm, fn, *args, **kwargs):
+    """Run ``fn`` on every rank; if it raises on any rank, every rank raises the error of the
+    lowest failing rank. ``fn`` must not itself call collectives (a failing rank would skip them
+    and the others would pair theirs with this function's exchange) (a user error stays a user error), so no rank waits forever in the next
+    collective. With one process the original exception propagates unchanged."""
+    err, out = None, None
+    try:
+        out = fn(*args, **kwargs)
+    except (ValueError, OSError) as exc:
+        err = exc
+    except Exception as exc:  # a bug: still tell the other ranks, then re-raise here
+        err = exc
+    if comm.size == 1:
+        if err is not None:
+            raise err
+        return out
+    msgs = comm.allgather(None if err is None else (is_user_error(err), one_line(err)))
+    bad = [(r, m) for r, m in enumerate(msgs) if m is not None]
+    if bad:  # the same exception type and message on every rank (the failing one: from its own)
+        rank, (user, msg) = bad[0]
+        cause = err if rank == comm.rank else None
+        if user:
+            raise CollectiveError(f"rank {rank}: {msg}") from cause
+        raise CollectiveInternalError(f"rank {rank}: {msg}") from cause
+    return out

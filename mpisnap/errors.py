@@ -1,7 +1,7 @@
 """What counts as a user error, and how any error reads on one line.
 
 The contract of every command (:mod:`mpisnap.cli`) and of the cross-rank error exchange
-(:func:`mpisnap.pipeline.agree`):
+(:func:`mpisnap.comm.agree`):
 
 * a *user-caused* error is a :class:`ValueError` (bad input file, settings, data, plugin names,
   output paths; mpisnap's own errors subclass it), an :class:`OSError` (disk full, name too long,
@@ -13,7 +13,8 @@ as ``Type: message``.
 """
 from __future__ import annotations
 
-__all__ = ["USER_ERRORS", "is_user_error", "one_line", "Collective", "CollectiveInternalError"]
+__all__ = ["USER_ERRORS", "is_user_error", "one_line", "Collective", "CollectiveInternalError",
+           "FitError", "CollectiveError"]
 
 USER_ERRORS = (ValueError, OSError, MemoryError)
 
@@ -24,7 +25,17 @@ def is_user_error(exc: BaseException) -> bool:
 
 class Collective(Exception):
     """Marks an error that every rank of the communicator raised with the same message (see
-    :func:`mpisnap.pipeline.agree`): each rank can end on its own, and one rank prints it."""
+    :func:`mpisnap.comm.agree`): each rank can end on its own, and one rank prints it."""
+
+
+class FitError(ValueError):
+    """A user-facing problem found while fitting (bad data, unusable settings)."""
+
+
+class CollectiveError(FitError, Collective):
+    """Raised on every rank by :func:`mpisnap.comm.agree` when a stage failed on some rank: every
+    rank knows the (lowest failing) rank's message, so the run can end cleanly without
+    MPI_Abort."""
 
 
 class CollectiveInternalError(RuntimeError, Collective):

@@ -15,8 +15,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from . import metrics as metrics_mod
-from .comm import SerialComm
-from .errors import Collective, CollectiveInternalError, is_user_error, one_line
+from .comm import SerialComm, agree
+from .errors import CollectiveError, FitError
 from .data import training_set
 from .partition import assign, imbalance
 from .plugin_manager import PluginError, build_registry, get_plugin_manager
@@ -29,15 +29,6 @@ from .tsqr import StreamingR
 __all__ = ["fit", "plan", "iter_blocks", "build_shard", "solve_shard", "agree", "FitError"]
 
 log = logging.getLogger("mpisnap")
-
-
-class FitError(ValueError):
-    """A user-facing problem found while fitting (bad data, unusable settings)."""
-
-
-class CollectiveError(FitError, Collective):
-    """Raised on every rank by :func:`agree` when a stage failed on some rank: every rank knows
-    the (lowest failing) rank's message, so the run can end cleanly without MPI_Abort."""
 
 
 class Timer:
@@ -371,33 +362,6 @@ def build_shard(comm, pieces: Pieces, *, progress: bool = False, timer: Timer | 
             A[r:r + n], b[r:r + n], w[r:r + n], lab[r:r + n] = Ab, bb, wb, lb
             r += n
     return DesignShard(A, b, w, lab, pl.config_names, pl.group_names)
-
-
-def agree(comm, fn, *args, **kwargs):
-    """Run ``fn`` on every rank; if it raises on any rank, every rank raises the error of the
-    lowest failing rank. ``fn`` must not itself call collectives (a failing rank would skip them
-    and the others would pair theirs with this function's exchange) (a user error stays a user error), so no rank waits forever in the next
-    collective. With one process the original exception propagates unchanged."""
-    err, out = None, None
-    try:
-        out = fn(*args, **kwargs)
-    except (ValueError, OSError) as exc:
-        err = exc
-    except Exception as exc:  # a bug: still tell the other ranks, then re-raise here
-        err = exc
-    if comm.size == 1:
-        if err is not None:
-            raise err
-        return out
-    msgs = comm.allgather(None if err is None else (is_user_error(err), one_line(err)))
-    bad = [(r, m) for r, m in enumerate(msgs) if m is not None]
-    if bad:  # the same exception type and message on every rank (the failing one: from its own)
-        rank, (user, msg) = bad[0]
-        cause = err if rank == comm.rank else None
-        if user:
-            raise CollectiveError(f"rank {rank}: {msg}") from cause
-        raise CollectiveInternalError(f"rank {rank}: {msg}") from cause
-    return out
 
 
 class _NoBar:

@@ -99,7 +99,7 @@ def write_store(comm, path, shard: DesignShard, settings) -> str:
     together (:func:`mpisnap.io.publish`); on failure the staging folder is removed and the
     previous store, if any, is left as it was."""
     from .io import make_stage, publish, recover_outputs
-    from .pipeline import agree
+    from .comm import agree
 
     full = os.path.abspath(os.fspath(path))
     root, name = os.path.dirname(full), os.path.basename(full)
