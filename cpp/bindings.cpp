@@ -4,6 +4,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <climits>
+#include <mutex>
+
 #include "snap/adjoint.hpp"
 #include "snap/neighbors.hpp"
 #include "snap/snap.hpp"
@@ -53,7 +56,7 @@ Held make_config(py::handle positions, py::handle cell, py::handle pbc, py::hand
 py::dict to_dict(snap::Result&& r, const snap::Options& o) {
   const py::ssize_t N = r.natoms, T = r.ntypes, nv = r.nvalues;
   py::dict d;
-  d["B"] = to_numpy(std::move(r.B), {N, nv});
+  d["B"] = o.B ? py::object(to_numpy(std::move(r.B), {N, nv})) : py::object(py::none());
   d["energy_row"] = to_numpy(std::move(r.energy_row), {T, nv});
   if (o.forces) d["force_rows"] = to_numpy(std::move(r.force_rows), {3 * N, T, nv});
   if (o.virial) d["virial_rows"] = to_numpy(std::move(r.virial_rows), {6, T, nv});
@@ -67,6 +70,41 @@ py::dict to_dict(snap::Result&& r, const snap::Options& o) {
   }
   return d;
 }
+
+// A view of a caller's float64 array (rows, ntypes, nvalues) with a contiguous last axis.
+snap::RowsView rows_view(py::handle obj, py::ssize_t rows, int ntypes, int nvalues) {
+  const std::string want = "force_out must be a writable float64 array of shape (" +
+                           std::to_string(rows) + ", " + std::to_string(ntypes) + ", " +
+                           std::to_string(nvalues) + ") with a contiguous last axis";
+  if (!py::isinstance<py::array>(obj)) throw py::value_error(want);
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  if (!a.dtype().is(py::dtype::of<double>()) || !a.writeable() || a.ndim() != 3 ||
+      a.shape(0) != rows || a.shape(1) != ntypes || a.shape(2) != nvalues)
+    throw py::value_error(want);
+  const py::ssize_t d = sizeof(double);
+  const py::ssize_t s0 = a.strides(0), s1 = a.strides(1), s2 = a.strides(2);
+  // No two (row, type) runs of nvalues doubles overlap: with the outer axes ordered by stride
+  // (a <= b, counts na, nb), a >= one run and b >= the extent of the inner axis.
+  py::ssize_t a_ = s0, na = rows, b_ = s1, nb = ntypes;
+  if (na <= 1 || (nb > 1 && b_ < a_)) {
+    std::swap(a_, b_);
+    std::swap(na, nb);
+  }
+  const bool distinct = (na <= 1 || a_ >= nvalues * d) &&
+                        (nb <= 1 || b_ >= a_ * (na - 1) + nvalues * d);
+  if ((nvalues > 1 && s2 != d) || s0 % d || s1 % d || s0 < 0 || s1 < 0 || !distinct)
+    throw py::value_error(want);
+  return {static_cast<double*>(a.mutable_data()), s0 / d, s1 / d};
+}
+
+struct BlockJob {  // a snap::Job and everything it points into
+  std::shared_ptr<snap::Tables> tables;
+  Held held;
+  snap::Options opts;
+  py::object out;
+  std::unique_ptr<snap::Job> job;
+  std::mutex mu;
+};
 
 }  // namespace
 
@@ -153,6 +191,58 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("tables"), py::arg("configs"), py::arg("forces") = true, py::arg("virial") = true,
       py::arg("pairs") = false, py::arg("threads") = 1);
+
+  // One configuration a block of centre atoms at a time (see snap::Job): Python calls step()
+  // until done, so an interrupt (KeyboardInterrupt from a signal handler) lands between blocks.
+  py::class_<BlockJob>(m, "Job")
+      .def(py::init([](std::shared_ptr<snap::Tables> t, py::handle positions, py::handle cell,
+                       py::handle pbc, py::handle types, bool forces, bool virial, bool pairs,
+                       bool per_atom, py::object force_out, int threads) {
+             auto j = std::make_unique<BlockJob>();
+             j->tables = std::move(t);
+             j->held = make_config(positions, cell, pbc, types);
+             j->opts = snap::Options{forces, virial, pairs, per_atom};
+             snap::RowsView view;
+             if (forces && !force_out.is_none()) {
+               view = rows_view(force_out, 3 * py::ssize_t(j->held.cfg.natoms),
+                                j->tables->params.ntypes(), j->tables->nvalues);
+               j->out = force_out;
+             }
+             {
+               py::gil_scoped_release nogil;
+               j->job = std::make_unique<snap::Job>(*j->tables, j->held.cfg, j->opts, threads,
+                                                    view);
+             }
+             return j;
+           }),
+           py::arg("tables"), py::arg("positions"), py::arg("cell"), py::arg("pbc"),
+           py::arg("types"), py::arg("forces") = true, py::arg("virial") = true,
+           py::arg("pairs") = false, py::arg("per_atom") = true,
+           py::arg("force_out") = py::none(), py::arg("threads") = 1,
+           "Builds the neighbour list (GIL released). force_out: None or a writable float64 "
+           "array (3N, ntypes, nvalues), last axis contiguous, that receives the force rows.")
+      .def_property_readonly("natoms", [](const BlockJob& j) { return j.job->natoms(); })
+      .def_property_readonly("done", [](const BlockJob& j) { return j.job->done(); })
+      .def(
+          "step",
+          [](BlockJob& j, int64_t max_pairs, int max_atoms) {
+            std::unique_lock<std::mutex> lock(j.mu, std::try_to_lock);
+            if (!lock.owns_lock()) throw std::runtime_error("Job.step is already running");
+            py::gil_scoped_release nogil;
+            return j.job->step(max_pairs, max_atoms);
+          },
+          py::arg("max_pairs"), py::arg("max_atoms") = INT_MAX,
+          "Computes the next block of centre atoms (GIL released); returns the atoms done.")
+      .def("finish", [](BlockJob& j) {
+        std::lock_guard<std::mutex> lock(j.mu);
+        if (j.job->done() < j.job->natoms())
+          throw py::value_error("Job.finish: the configuration is not computed yet");
+        snap::Options o = j.opts;
+        if (j.out) o.forces = false;  // the force rows are in the caller's array
+        return to_dict(j.job->finish(), o);
+      });
+  m.def("default_block_pairs", &snap::default_block_pairs, py::arg("tables"),
+        "Neighbour images per block of compute(): about 64 MiB of derivative scratch.");
 
   m.def(
       "neighbor_pairs",

@@ -475,16 +475,16 @@ class Descriptor:
         """
         pos, cell, pbc, typ = self._normalise(atoms, positions=positions, cell=cell, pbc=pbc,
                                               symbols=symbols, types=types)
+        max_pairs = max(1, int(self._block_bytes) // (24 * self.ncoeff))
+        max_atoms = int(self._block_atoms) if self._block_atoms else 2 ** 31 - 1
         try:
             job = _core.Job(self._tables, pos, cell, pbc, typ, forces=force_rows is not None,
                             virial=virial, pairs=False, per_atom=False, force_out=force_rows,
                             threads=self.threads if threads is None else int(threads))
+            while job.done < job.natoms:
+                job.step(max_pairs, max_atoms)  # GIL released; an interrupt lands between blocks
         except ValueError as exc:
             raise self._explain(exc, [(pos, cell, pbc, typ)]) from exc
-        max_pairs = max(1, int(self._block_bytes) // (24 * self.ncoeff))
-        max_atoms = int(self._block_atoms) if self._block_atoms else 2 ** 31 - 1
-        while job.done < job.natoms:
-            job.step(max_pairs, max_atoms)  # GIL released; an interrupt lands between blocks
         d = job.finish()
         return DescriptorResult(None, d["energy_row"], force_rows, d.get("virial_rows"),
                                 d.get("nneigh"))

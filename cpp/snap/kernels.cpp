@@ -9,14 +9,16 @@
 //    dŨ_jj of all neighbours (rows 3n+a, compact half entries with the half-sum weights folded
 //    in) are contracted with the per-atom Z vectors that feed each output column (three-term
 //    formula, tasks precomputed in Tables).
-// Configuration level: per-pair derivatives g = ∂B_i/∂r_in are kept, then force rows are
-// gathered per target atom in a fixed order (so results are bitwise identical for any thread
-// count), virial and energy rows summed in atom order.
+// Configuration level, one block of centre atoms at a time (snap::Job): the block's per-pair
+// derivatives g = ∂B_i/∂r_in are kept, then scattered into the force rows per target atom in a
+// fixed order (centre atoms in atom order, so results are bitwise identical for any thread count
+// and any block size); virial and energy rows are summed in atom order.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
 
+#include "job.hpp"
 #include "neighbors.hpp"
 #include "snap.hpp"
 
@@ -205,6 +207,21 @@ struct Workspace {
   vec<vec<double>> dut;              // per atom of the block: [2H][Rpad]
   vec<int> rpad;
   vec<double> dbt;                   // [ncoeff][Rpad]
+  int shape[4] = {-1, -1, -1, -1};   // (ufull, nelem, zsize, ncoeff) it was sized for
+  // Sizes the workspace for `t` unless it already is (its content is scratch: every element is
+  // written before it is read).
+  void prepare(const Tables& t) {
+    const int want[4] = {t.ufull, t.nelem, t.zsize, t.ncoeff};
+    if (std::equal(want, want + 4, shape)) return;
+    std::copy(want, want + 4, shape);
+    init(t);
+  }
+  // Returns the per-atom derivative rows of an atom with very many neighbours to the system.
+  void trim() {
+    for (auto& d : dut)
+      if (d.capacity() > (size_t(1) << 22)) vec<double>().swap(d);
+    if (dbt.capacity() > (size_t(1) << 22)) vec<double>().swap(dbt);
+  }
   void init(const Tables& t) {
     const int ne = t.nelem;
     ur.assign(t.ufull * L, 0.0);
@@ -236,13 +253,16 @@ struct Scratch {
   }
 };
 
-struct Shared {  // per-configuration arrays written by the atom stage
+struct Shared {  // per-block arrays written by the atom stage (centres i0.., pairs p0..)
   const Tables* t;
   const Config* c;
-  const NeighborList* nl;
-  double* g;      // [npairs][3][ncoeff]
-  double* blin;   // [N][ncoeff]
-  double* wat;    // [N][6][ncoeff]
+  const NeighborList* nl;  // holds the block's lists: owner[q], rij[3q]
+  const int64_t* start;    // pairs of centre i: start[i - i0] <= q < start[i + 1 - i0]
+  double* g;      // [block pairs][3][ncoeff]
+  double* blin;   // [block atoms][ncoeff]
+  double* wat;    // [block atoms][6][ncoeff]
+  int i0;         // first centre atom of the block
+  int64_t p0;     // its first pair
 };
 
 // Neighbour stage for one atom: U_tot (into ws.utr/uti slot `slot`) and dŨ rows (ws.dut[slot]).
@@ -251,7 +271,7 @@ __attribute__((noinline)) void atom_neighbours(const Shared& sh, Workspace& ws, 
   const Params& p = t.params;
   const Config& c = *sh.c;
   const int ne = t.nelem, NU = t.ufull, H = t.H;
-  const int64_t b = sh.nl->start[i], nn = sh.nl->start[i + 1] - b;
+  const int64_t b = sh.start[i - sh.i0], nn = sh.start[i + 1 - sh.i0] - b;
   const int ti = c.types[i];
   const int ei = p.chemflag ? ti : 0;
 
@@ -460,7 +480,7 @@ __attribute__((noinline)) void compute_b(const Tables& t, Workspace& ws, const i
 __attribute__((noinline)) void compute_db(const Tables& t, Workspace& ws, const Shared& sh, int i, int slot) {
   const int ne = t.nelem, nc = t.ncoeff;
   const int rpad = ws.rpad[slot];
-  const int64_t b = sh.nl->start[i], nn = sh.nl->start[i + 1] - b;
+  const int64_t b = sh.start[i - sh.i0], nn = sh.start[i + 1 - sh.i0] - b;
   const double* dut = ws.dut[slot].data();
   if (ws.dbt.size() < size_t(nc) * rpad) ws.dbt.resize(size_t(nc) * rpad);
   double* dbt = ws.dbt.data();
@@ -511,12 +531,12 @@ __attribute__((noinline)) void compute_db(const Tables& t, Workspace& ws, const 
     }
   }
   // Per-pair storage and the atom's virial contribution.
-  double* wat = sh.wat + size_t(i) * 6 * nc;
+  double* wat = sh.wat + size_t(i - sh.i0) * 6 * nc;
   std::fill(wat, wat + 6 * nc, 0.0);
   static const int vp[6] = {0, 1, 2, 1, 0, 0}, vq[6] = {0, 1, 2, 2, 2, 1};
   for (int64_t n = 0; n < nn; ++n) {
     const double* rin = &sh.nl->rij[3 * (b + n)];
-    double* gp = sh.g + size_t(b + n) * 3 * nc;
+    double* gp = sh.g + size_t(b + n - sh.p0) * 3 * nc;
     for (int a = 0; a < 3; ++a)
       for (int k = 0; k < nc; ++k) gp[a * nc + k] = dbt[size_t(k) * rpad + 3 * n + a];
     for (int v = 0; v < 6; ++v) {
@@ -544,84 +564,74 @@ inline void quad_axpy(int nc, double s, const double* b, const double* g, double
 
 }  // namespace
 
-Result compute_impl(const Tables& t, const Config& c, const NeighborList& nl, const Options& o,
-                    int nthreads) {
+// One block of centre atoms [i0, i1) of a Job: descriptors and derivatives of the block's atoms,
+// then their contributions to every output.
+void step_impl(JobState& s, int i0, int i1) {
+  const Tables& t = s.t;
+  const Config& c = s.c;
+  const NeighborList& nl = s.nl;
+  const Options& o = s.o;
   const Params& p = t.params;
-  const int N = c.natoms, T = p.ntypes(), nc = t.ncoeff, nv = t.nvalues;
+  const int T = p.ntypes(), nc = t.ncoeff, nv = t.nvalues, nthreads = s.nthreads;
   const bool quad = p.quadraticflag;
-  const int64_t np = nl.size();
-  Result res;
-  res.natoms = N;
-  res.ntypes = T;
-  res.nvalues = nv;
+  const int nb = i1 - i0;
+  // The neighbour lists of this block's centres (held by s.nl from atom s.nl_first on).
+  const int64_t* start = nl.start.data() + (i0 - s.nl_first);  // start[i - i0]
+  const int64_t p0 = start[0], np = start[i1 - i0] - p0;
 
-  // Scratch written in full by the atom stage. It is kept per calling thread between calls
-  // (grown, never shrunk): fresh pages cost more than the arithmetic for large configurations.
+  // Block scratch written in full by the atom stage. It is kept per calling thread between calls
+  // (grown, never shrunk; bounded by the block size): fresh pages cost more than the arithmetic.
   static thread_local Scratch scratch;
   double* g = scratch.get(0, size_t(np) * 3 * nc);
-  double* blin = scratch.get(1, size_t(N) * nc);
-  double* wat = scratch.get(2, size_t(N) * 6 * nc);
-  Shared sh{&t, &c, &nl, g, blin, wat};
+  double* blin = scratch.get(1, size_t(nb) * nc);
+  double* wat = scratch.get(2, size_t(nb) * 6 * nc);
+  Shared sh{&t, &c, &nl, start, g, blin, wat, i0, p0};
 
-  const int nblocks = (N + L - 1) / L;
+  const int ngroups = (nb + L - 1) / L;
 #pragma omp parallel num_threads(nthreads)
   {
-    Workspace ws;
-    ws.init(t);
+    // Kept per thread between blocks and calls: fresh pages cost more than small blocks' work.
+    static thread_local Workspace ws;
+    ws.prepare(t);
 #pragma omp for schedule(dynamic, 1)
-    for (int blk = 0; blk < nblocks; ++blk) {
-      const int i0 = blk * L, cnt = std::min(L, N - i0);
+    for (int grp = 0; grp < ngroups; ++grp) {
+      const int a0 = i0 + grp * L, cnt = std::min(L, i1 - a0);
       int elem[L] = {};
-      for (int s = 0; s < cnt; ++s) {
-        atom_neighbours(sh, ws, i0 + s, s);
-        elem[s] = p.chemflag ? c.types[i0 + s] : 0;
+      for (int l = 0; l < cnt; ++l) {
+        atom_neighbours(sh, ws, a0 + l, l);
+        elem[l] = p.chemflag ? c.types[a0 + l] : 0;
       }
       // Interleave U_tot for the Z/B stage (padding lanes copy lane 0).
       const int ne = t.nelem, NU = t.ufull;
-      for (int s = 0; s < L; ++s) {
-        const int src = s < cnt ? s : 0;
+      for (int l = 0; l < L; ++l) {
+        const int src = l < cnt ? l : 0;
         const double* tr = &ws.utr[size_t(src) * ne * NU];
         const double* ti = &ws.uti[size_t(src) * ne * NU];
         for (int q = 0; q < ne * NU; ++q) {
-          ws.ubr[q * L + s] = tr[q];
-          ws.ubi[q * L + s] = ti[q];
+          ws.ubr[q * L + l] = tr[q];
+          ws.ubi[q * L + l] = ti[q];
         }
       }
       compute_z(t, ws);
       compute_b(t, ws, elem, cnt);
-      for (int s = 0; s < cnt; ++s) {
-        std::memcpy(&blin[size_t(i0 + s) * nc], &ws.blin[size_t(s) * nc], sizeof(double) * nc);
-        compute_db(t, ws, sh, i0 + s, s);
+      for (int l = 0; l < cnt; ++l) {
+        std::memcpy(&blin[size_t(a0 - i0 + l) * nc], &ws.blin[size_t(l) * nc], sizeof(double) * nc);
+        compute_db(t, ws, sh, a0 + l, l);
       }
     }
+    ws.trim();
   }
 
-  // Reverse index: pairs grouped by the atom they are an image of, in pair order.
-  vec<int64_t> rstart(N + 1, 0), rlist(np);
-  for (int64_t q = 0; q < np; ++q) ++rstart[nl.owner[q] + 1];
-  for (int m = 0; m < N; ++m) rstart[m + 1] += rstart[m];
-  {
-    vec<int64_t> fill(rstart.begin(), rstart.end() - 1);
-    for (int64_t q = 0; q < np; ++q) rlist[fill[nl.owner[q]]++] = q;
-  }
+  // Centre atom of each pair of the block.
   vec<int32_t> centre(np);
-  for (int i = 0; i < N; ++i)
-    for (int64_t q = nl.start[i]; q < nl.start[i + 1]; ++q) centre[q] = i;
+  for (int i = i0; i < i1; ++i)
+    for (int64_t q = start[i - i0]; q < start[i + 1 - i0]; ++q) centre[q - p0] = i;
 
-  res.B.resize(size_t(N) * nv);
-  res.energy_row.assign(size_t(T) * nv, 0.0);
-  if (o.forces) res.force_rows.resize(size_t(3) * N * T * nv);  // zeroed per atom below
-  if (o.virial) res.virial_rows.assign(size_t(6) * T * nv, 0.0);
-  res.nneigh.resize(N);
-  for (int i = 0; i < N; ++i) res.nneigh[i] = nl.start[i + 1] - nl.start[i];
-
-#pragma omp parallel num_threads(nthreads)
-  {
-    vec<double> gsum(3 * nc);
-#pragma omp for schedule(dynamic, 16)
-    for (int m = 0; m < N; ++m) {
-      const double* bm = &blin[size_t(m) * nc];
-      double* Bo = &res.B[size_t(m) * nv];
+  if (o.B) {
+#pragma omp parallel for schedule(static) num_threads(nthreads)
+    for (int a = 0; a < nb; ++a) {
+      const double* bm = &blin[size_t(a) * nc];
+      double* Bo = &s.res.B[size_t(i0 + a) * nv];
       std::copy(bm, bm + nc, Bo);
       if (quad) {
         size_t q = nc;
@@ -630,95 +640,52 @@ Result compute_impl(const Tables& t, const Config& c, const NeighborList& nl, co
           for (int l = k + 1; l < nc; ++l) Bo[q++] = bm[k] * bm[l];
         }
       }
-      if (!o.forces) continue;
-      std::fill(&res.force_rows[size_t(3 * m) * T * nv], &res.force_rows[size_t(3 * m + 3) * T * nv],
-                0.0);
-      // Own contribution +Σ_n ∂B_m/∂r_mn into block type(m), then −∂B_i/∂r_in for images n of m.
-      std::fill(gsum.begin(), gsum.end(), 0.0);
-      for (int64_t q = nl.start[m]; q < nl.start[m + 1]; ++q)
-        for (int a = 0; a < 3 * nc; ++a) gsum[a] += g[size_t(q) * 3 * nc + a];
-      const int tm = c.types[m];
-      for (int a = 0; a < 3; ++a) {
-        double* F = &res.force_rows[(size_t(3 * m + a) * T + tm) * nv];
-        for (int k = 0; k < nc; ++k) F[k] += gsum[a * nc + k];
-        if (quad) quad_axpy(nc, 1.0, bm, &gsum[a * nc], F + nc);
-      }
-      for (int64_t r = rstart[m]; r < rstart[m + 1]; ++r) {
-        const int64_t q = rlist[r];
-        const int i = centre[q], ti = c.types[i];
-        const double* gq = &g[size_t(q) * 3 * nc];
-        for (int a = 0; a < 3; ++a) {
-          double* F = &res.force_rows[(size_t(3 * m + a) * T + ti) * nv];
-#pragma omp simd
-          for (int k = 0; k < nc; ++k) F[k] -= gq[a * nc + k];
-          if (quad) quad_axpy(nc, -1.0, &blin[size_t(i) * nc], gq + a * nc, F + nc);
-        }
-      }
     }
   }
 
-  // Energy and virial rows: sums over atoms in atom order; the quadratic part is split over
-  // threads by column k so each output element is still summed in atom order.
-  for (int i = 0; i < N; ++i) {
-    const int ti = c.types[i];
-    double* E = &res.energy_row[size_t(ti) * nv];
-    const double* bi = &blin[size_t(i) * nc];
+  // Energy and virial rows: sums over atoms in atom order; the quadratic part goes to the Q
+  // accumulators, split over threads by task so each element is still summed in atom order.
+  for (int a = 0; a < nb; ++a) {
+    const int ti = c.types[i0 + a];
+    double* E = &s.res.energy_row[size_t(ti) * nv];
+    const double* bi = &blin[size_t(a) * nc];
     for (int k = 0; k < nc; ++k) E[k] += bi[k];
     if (o.virial)
       for (int v = 0; v < 6; ++v) {
-        double* V = &res.virial_rows[(size_t(v) * T + ti) * nv];
-        const double* w = &wat[(size_t(i) * 6 + v) * nc];
+        double* V = &s.res.virial_rows[(size_t(v) * T + ti) * nv];
+        const double* w = &wat[(size_t(a) * 6 + v) * nc];
         for (int k = 0; k < nc; ++k) V[k] += w[k];
       }
   }
   if (quad) {
-    // Quadratic energy/virial columns: Q = Σ_i b_i ⊗ x_i (x = b for the energy, W_i,v for virial
-    // component v), accumulated in atom order, one (row, type) per task; then symmetrised:
-    // energy (k,l) = Q_kl, (k,k) = Q_kk / 2; virial (k,l) = Q_kl + Q_lk, (k,k) = Q_kk.
     const int ntask = (o.virial ? 7 : 1) * T;
-#pragma omp parallel num_threads(nthreads)
-    {
-      vec<double> Q(size_t(nc) * nc);
-#pragma omp for schedule(dynamic, 1)
-      for (int task = 0; task < ntask; ++task) {
-        const int v = task / T - 1, tt = task % T;  // v = -1: energy row
-        std::fill(Q.begin(), Q.end(), 0.0);
-        for (int i = 0; i < N; ++i) {
-          if (c.types[i] != tt) continue;
-          const double* bi = &blin[size_t(i) * nc];
-          const double* x = v < 0 ? bi : &wat[(size_t(i) * 6 + v) * nc];
-          for (int k = 0; k < nc; ++k) {
-            const double bk = bi[k];
-            double* qk = &Q[size_t(k) * nc];
-#pragma omp simd
-            for (int l = 0; l < nc; ++l) qk[l] += bk * x[l];
-          }
-        }
-        double* out = v < 0 ? &res.energy_row[size_t(tt) * nv + nc]
-                            : &res.virial_rows[(size_t(v) * T + tt) * nv + nc];
-        size_t q = 0;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
+    for (int task = 0; task < ntask; ++task) {
+      const int v = task / T - 1, tt = task % T;  // v = -1: energy row
+      double* Q = &s.Q[size_t(task) * nc * nc];
+      for (int a = 0; a < nb; ++a) {
+        if (c.types[i0 + a] != tt) continue;
+        const double* bi = &blin[size_t(a) * nc];
+        const double* x = v < 0 ? bi : &wat[(size_t(a) * 6 + v) * nc];
         for (int k = 0; k < nc; ++k) {
-          out[q++] = v < 0 ? 0.5 * Q[size_t(k) * nc + k] : Q[size_t(k) * nc + k];
-          for (int l = k + 1; l < nc; ++l)
-            out[q++] = v < 0 ? Q[size_t(k) * nc + l] : Q[size_t(k) * nc + l] + Q[size_t(l) * nc + k];
+          const double bk = bi[k];
+          double* qk = &Q[size_t(k) * nc];
+#pragma omp simd
+          for (int l = 0; l < nc; ++l) qk[l] += bk * x[l];
         }
       }
     }
   }
 
-  if (o.pairs) {
-    res.pair_i.resize(np);
-    res.pair_j.resize(np);
-    res.pair_rij.assign(nl.rij.begin(), nl.rij.end());
-    res.pair_dBdr.resize(size_t(np) * 3 * nv);
+  if (o.pairs) {  // s.nl holds every atom's list (see Job::Job): q is the global pair index
 #pragma omp parallel for schedule(static) num_threads(nthreads)
     for (int64_t q = 0; q < np; ++q) {
-      res.pair_i[q] = centre[q];
-      res.pair_j[q] = nl.owner[q];
-      const double* bi = &blin[size_t(centre[q]) * nc];
+      s.res.pair_i[p0 + q] = centre[q];
+      s.res.pair_j[p0 + q] = nl.owner[p0 + q];
+      const double* bi = &blin[size_t(centre[q] - i0) * nc];
       for (int a = 0; a < 3; ++a) {
         const double* gq = &g[(size_t(q) * 3 + a) * nc];
-        double* out = &res.pair_dBdr[(size_t(q) * 3 + a) * nv];
+        double* out = &s.res.pair_dBdr[(size_t(p0 + q) * 3 + a) * nv];
         std::copy(gq, gq + nc, out);
         if (quad) {
           std::fill(out + nc, out + nv, 0.0);
@@ -727,7 +694,77 @@ Result compute_impl(const Tables& t, const Config& c, const NeighborList& nl, co
       }
     }
   }
-  return res;
+
+  if (!o.forces) return;
+  // Force rows. Row 3m+a of block type t collects, over centre atoms i in atom order:
+  // +Σ_n ∂B_m/∂r_mn (i = m, into type(m)) and −∂B_i/∂r_in for each image n of m among i's
+  // neighbours (into type(i)). This block's contributions, grouped by target atom m (groups in
+  // order of first appearance, events within a group in centre order, atom m's own term before
+  // its pairs), are applied in parallel over targets: each thread owns the rows it writes.
+  vec<int32_t> target;    // group -> atom m
+  vec<int64_t> gstart;    // group -> first event (then the end, after the prefix sum)
+  auto visit = [&](int m) {
+    if (s.slot[m] < 0) {
+      s.slot[m] = static_cast<int32_t>(target.size());
+      target.push_back(m);
+      gstart.push_back(0);
+    }
+    ++gstart[s.slot[m]];
+  };
+  for (int i = i0; i < i1; ++i) {
+    visit(i);
+    for (int64_t q = start[i - i0]; q < start[i + 1 - i0]; ++q) visit(nl.owner[q]);
+  }
+  const int ng = static_cast<int>(target.size());
+  gstart.push_back(0);
+  for (int64_t k = 0, acc = 0; k <= ng; ++k) {
+    const int64_t n = gstart[k];
+    gstart[k] = acc;
+    acc += n;
+  }
+  vec<int64_t> event(size_t(nb) + np);  // pair q (>= 0) or own term of atom m (-1 - m)
+  {
+    vec<int64_t> fill(gstart.begin(), gstart.end() - 1);
+    for (int i = i0; i < i1; ++i) {
+      event[fill[s.slot[i]]++] = -1 - int64_t(i);
+      for (int64_t q = start[i - i0]; q < start[i + 1 - i0]; ++q)
+        event[fill[s.slot[nl.owner[q]]]++] = q;
+    }
+  }
+  const RowsView F = s.F;
+#pragma omp parallel num_threads(nthreads)
+  {
+    vec<double> gsum(3 * nc);
+#pragma omp for schedule(dynamic, 16)
+    for (int k = 0; k < ng; ++k) {
+      const int m = target[k];
+      for (int64_t e = gstart[k]; e < gstart[k + 1]; ++e) {
+        if (event[e] < 0) {  // own term: +Σ_n ∂B_m/∂r_mn into block type(m)
+          std::fill(gsum.begin(), gsum.end(), 0.0);
+          for (int64_t q = start[m - i0]; q < start[m + 1 - i0]; ++q)
+            for (int a = 0; a < 3 * nc; ++a) gsum[a] += g[size_t(q - p0) * 3 * nc + a];
+          const int tm = c.types[m];
+          const double* bm = &blin[size_t(m - i0) * nc];
+          for (int a = 0; a < 3; ++a) {
+            double* Fr = F.data + (3 * int64_t(m) + a) * F.row_stride + tm * F.type_stride;
+            for (int kk = 0; kk < nc; ++kk) Fr[kk] += gsum[a * nc + kk];
+            if (quad) quad_axpy(nc, 1.0, bm, &gsum[a * nc], Fr + nc);
+          }
+        } else {  // −∂B_i/∂r_in for image n (pair q) of m, into block type(i)
+          const int64_t q = event[e];
+          const int i = centre[q - p0], ti = c.types[i];
+          const double* gq = &g[size_t(q - p0) * 3 * nc];
+          for (int a = 0; a < 3; ++a) {
+            double* Fr = F.data + (3 * int64_t(m) + a) * F.row_stride + ti * F.type_stride;
+#pragma omp simd
+            for (int kk = 0; kk < nc; ++kk) Fr[kk] -= gq[a * nc + kk];
+            if (quad) quad_axpy(nc, -1.0, &blin[size_t(i - i0) * nc], gq + a * nc, Fr + nc);
+          }
+        }
+      }
+    }
+  }
+  for (int m : target) s.slot[m] = -1;
 }
 
 }  // namespace SNAP_ISA_NS

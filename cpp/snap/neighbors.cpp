@@ -69,9 +69,22 @@ std::array<Vec, 3> effective_basis(const Config& c) {
   return v;
 }
 
+int bin_of(const NeighborGrid& G, const double* r, int a) {
+  if (G.nb[a] == 1) return 0;
+  int b = static_cast<int>((r[a] - G.lo[a]) / G.binw[a]);
+  return std::min(std::max(b, 0), G.nb[a] - 1);
+}
+
 }  // namespace
 
 NeighborList build_neighbors(const Tables& t, const Config& c, int nthreads) {
+  return neighbors_of(build_grid(t, c), 0, c.natoms, nthreads);
+}
+
+NeighborGrid build_grid(const Tables& t, const Config& c) {
+  NeighborGrid G;
+  G.t = &t;
+  G.c = c;
   const Params& p = t.params;
   const int N = c.natoms;
   if (N < 0) throw std::invalid_argument("negative number of atoms");
@@ -116,8 +129,11 @@ NeighborList build_neighbors(const Tables& t, const Config& c, int nthreads) {
                                 " images per atom needed)");
 
   // Wrapped positions and fractional coordinates; wrap[i] is the lattice shift taken off atom i.
-  std::vector<double> frac(3 * N), x(3 * N);
-  std::vector<int32_t> wrap(3 * N, 0);
+  std::vector<double> frac(3 * N);
+  auto& x = G.x;
+  auto& wrap = G.wrap;
+  x.resize(3 * N);
+  wrap.assign(3 * N, 0);
   for (int i = 0; i < N; ++i) {
     Vec r{c.positions[3 * i], c.positions[3 * i + 1], c.positions[3 * i + 2]};
     for (int k = 0; k < 3; ++k) {
@@ -142,9 +158,10 @@ NeighborList build_neighbors(const Tables& t, const Config& c, int nthreads) {
   }
 
   // Ghost images near the home cell.
-  std::vector<double> gx;
-  std::vector<int32_t> gown, gshift;  // owner atom, image shift (3 per ghost)
-  std::vector<char> ghome;  // the atom itself, unshifted
+  auto& gx = G.gx;
+  auto& gown = G.gown;    // owner atom
+  auto& gshift = G.gshift;  // image shift (3 per ghost)
+  auto& ghome = G.ghome;  // the atom itself, unshifted
   for (int s0 = -nimg[0]; s0 <= nimg[0]; ++s0)
     for (int s1 = -nimg[1]; s1 <= nimg[1]; ++s1)
       for (int s2 = -nimg[2]; s2 <= nimg[2]; ++s2) {
@@ -173,8 +190,9 @@ NeighborList build_neighbors(const Tables& t, const Config& c, int nthreads) {
       lo[a] = std::min(lo[a], gx[3 * g + a]);
       hi[a] = std::max(hi[a], gx[3 * g + a]);
     }
-  int nb[3];
-  double binw[3];
+  auto& nb = G.nb;
+  auto& binw = G.binw;
+  for (int a = 0; a < 3; ++a) G.lo[a] = lo[a];
   double bin_edge = rc;
   for (;;) {
     double total = 1.0;
@@ -188,13 +206,12 @@ NeighborList build_neighbors(const Tables& t, const Config& c, int nthreads) {
     if (total <= 8.0 * ng + 64.0) break;
     bin_edge *= 2.0;
   }
-  auto bin_of = [&](const double* r, int a) {
-    if (nb[a] == 1) return 0;
-    int b = static_cast<int>((r[a] - lo[a]) / binw[a]);
-    return std::min(std::max(b, 0), nb[a] - 1);
-  };
+  auto bin_of = [&G](const double* r, int a) { return snap::bin_of(G, r, a); };
   const int64_t nbins = int64_t(nb[0]) * nb[1] * nb[2];
-  std::vector<int64_t> bstart(nbins + 1, 0), border(ng);
+  auto& bstart = G.bstart;
+  auto& border = G.border;
+  bstart.assign(nbins + 1, 0);
+  border.resize(ng);
   std::vector<int64_t> gbin(ng);
   for (int64_t g = 0; g < ng; ++g) {
     const double* r = &gx[3 * g];
@@ -206,19 +223,31 @@ NeighborList build_neighbors(const Tables& t, const Config& c, int nthreads) {
     std::vector<int64_t> fill(bstart.begin(), bstart.end() - 1);
     for (int64_t g = 0; g < ng; ++g) border[fill[gbin[g]]++] = g;
   }
+  return G;
+}
 
+NeighborList neighbors_of(const NeighborGrid& G, int i0, int i1, int nthreads) {
+  const Params& p = G.t->params;
+  const Config& c = G.c;
+  const auto &x = G.x, &gx = G.gx;
+  const auto &gown = G.gown, &gshift = G.gshift, &wrap = G.wrap;
+  const auto& ghome = G.ghome;
+  const auto &bstart = G.bstart, &border = G.border;
+  const auto& nb = G.nb;
+  auto bin_of = [&G](const double* r, int a) { return snap::bin_of(G, r, a); };
+  const int n = i1 - i0;
   const double rcf = p.rcutfac;
   // No real structure has this many neighbours per atom: refuse instead of exhausting memory.
   const size_t max_neighbours = 20000;
   bool too_many = false;
   int64_t overlap_i = -1, overlap_m = -1;
-  std::vector<std::vector<int64_t>> found(N);
+  std::vector<std::vector<int64_t>> found(n);
 #pragma omp parallel for schedule(dynamic, 64) num_threads(nthreads)
-  for (int i = 0; i < N; ++i) {
+  for (int i = i0; i < i1; ++i) {
     const double* xi = &x[3 * i];
     const int ti = c.types[i];
     int bi[3] = {bin_of(xi, 0), bin_of(xi, 1), bin_of(xi, 2)};
-    auto& out = found[i];
+    auto& out = found[i - i0];
     for (int d0 = -1; d0 <= 1; ++d0)
       for (int d1 = -1; d1 <= 1; ++d1)
         for (int d2 = -1; d2 <= 1; ++d2) {
@@ -267,14 +296,14 @@ NeighborList build_neighbors(const Tables& t, const Config& c, int nthreads) {
                                 " neighbours within the cutoff (atoms on top of each other, or a"
                                 " cell far too small)");
   NeighborList nl;
-  nl.start.assign(N + 1, 0);
-  for (int i = 0; i < N; ++i) nl.start[i + 1] = nl.start[i] + found[i].size();
-  nl.owner.resize(nl.start[N]);
-  nl.rij.resize(3 * nl.start[N]);
-  nl.shift.resize(3 * nl.start[N]);
-  for (int i = 0; i < N; ++i) {
-    int64_t o = nl.start[i];
-    for (int64_t g : found[i]) {
+  nl.start.assign(n + 1, 0);
+  for (int k = 0; k < n; ++k) nl.start[k + 1] = nl.start[k] + found[k].size();
+  nl.owner.resize(nl.start[n]);
+  nl.rij.resize(3 * nl.start[n]);
+  nl.shift.resize(3 * nl.start[n]);
+  for (int i = i0; i < i1; ++i) {
+    int64_t o = nl.start[i - i0];
+    for (int64_t g : found[i - i0]) {
       const int m = gown[g];
       nl.owner[o] = m;
       for (int a = 0; a < 3; ++a) nl.rij[3 * o + a] = gx[3 * g + a] - x[3 * i + a];

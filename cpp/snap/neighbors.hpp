@@ -26,4 +26,30 @@ struct NeighborList {
 // and throws std::invalid_argument with a one-line message otherwise.
 NeighborList build_neighbors(const Tables& t, const Config& c, int nthreads);
 
+// The binned periodic images of one configuration's atoms, built once and queried for any range
+// of centre atoms, so that a large configuration's list can be made a block at a time (snap::Job)
+// with memory O(atoms) for the grid and O(block) for the lists. build_neighbors(t, c, n) is
+// neighbors_of(build_grid(t, c), 0, natoms, n). `t` and the arrays of `c` must outlive the grid.
+struct NeighborGrid {
+  const Tables* t = nullptr;
+  Config c;
+  std::vector<double> x;        // wrapped positions, 3 per atom
+  std::vector<int32_t> wrap;    // lattice shift taken off each atom, 3 per atom
+  std::vector<double> gx;       // images near the home cell, 3 per image
+  std::vector<int32_t> gown;    // atom of each image
+  std::vector<int32_t> gshift;  // lattice shift of each image, 3 per image
+  std::vector<char> ghome;      // the atom itself, unshifted
+  double lo[3] = {0, 0, 0}, binw[3] = {1, 1, 1};  // Cartesian bins of the images
+  int nb[3] = {1, 1, 1};
+  std::vector<int64_t> bstart, border;
+};
+
+// Validates the configuration as build_neighbors does and bins the images.
+NeighborGrid build_grid(const Tables& t, const Config& c);
+
+// The neighbour lists of centre atoms i0 <= i < i1: the entries build_neighbors gives them, with
+// start indexed from i0 (start[i - i0]; start[0] = 0). Throws std::invalid_argument (as
+// build_neighbors) when an atom of the range sits on another or has too many neighbours.
+NeighborList neighbors_of(const NeighborGrid& g, int i0, int i1, int nthreads);
+
 }  // namespace snap

@@ -122,6 +122,15 @@ struct Options {
   bool forces = true;   // force rows
   bool virial = true;   // virial rows
   bool pairs = false;   // per-neighbour-image derivatives
+  bool B = true;        // per-atom descriptors (Result::B)
+};
+
+// Where force rows go: value k of type block t of row 3m+a (atom m, direction a) is
+// data[(3m+a) * row_stride + t * type_stride + k], k < nvalues (e.g. a strided view of
+// design-matrix rows). Strides count doubles.
+struct RowsView {
+  double* data = nullptr;
+  int64_t row_stride = 0, type_stride = 0;
 };
 
 // Results of one configuration, all row-major doubles.
@@ -139,7 +148,45 @@ struct Result {
 };
 
 // Compute one configuration with `nthreads` OpenMP threads. Thread-count invariant bitwise.
+// Works through the configuration a block of centre atoms at a time (a Job), so its working memory
+// beyond the results is bounded by default_block_pairs.
 Result compute(const Tables& t, const Config& c, const Options& o, int nthreads);
+
+// Neighbour images per block that keep the per-block derivative scratch (3 x ncoeff doubles per
+// image) near 64 MiB.
+int64_t default_block_pairs(const Tables& t);
+
+struct JobState;
+
+// One configuration computed block by block: the neighbour list is built once, then each step()
+// computes the next block of centre atoms (in atom order) and adds its contributions to the
+// results, so the working memory beyond the results is bounded by the block, and the caller
+// regains control between blocks (to honour an interrupt, say). The results do not depend on the
+// block sizes or the thread count (bitwise): every force-row element is accumulated over centre
+// atoms in atom order (atom m's own term at centre m), energy and virial rows over atoms in atom
+// order.
+//
+// Force rows go to `force_out` when given (its 3N x ntypes x nvalues elements are zeroed first),
+// else to Result::force_rows. `t`, the arrays of `c` and `force_out` must outlive the Job.
+// Throws std::invalid_argument (from the neighbour list) for an invalid configuration.
+class Job {
+ public:
+  Job(const Tables& t, const Config& c, const Options& o, int nthreads, RowsView force_out = {});
+  ~Job();
+  Job(const Job&) = delete;
+  Job& operator=(const Job&) = delete;
+
+  int natoms() const;
+  int done() const;  // centre atoms computed so far (a prefix of the atoms)
+  // Computes the next block: as many atoms as fit in `max_pairs` neighbour images, but at least
+  // min(max_atoms, 8 x threads) and at most max_atoms. Returns done().
+  int step(int64_t max_pairs, int max_atoms);
+  // The results, once done() == natoms() (force_rows left empty when they went to force_out).
+  Result finish();
+
+ private:
+  std::unique_ptr<JobState> s_;
+};
 
 // Compute a batch; configurations are spread over threads (each computed single-threaded) when
 // there are enough of them, else one after another with threads inside each.
