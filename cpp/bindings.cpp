@@ -246,9 +246,12 @@ PYBIND11_MODULE(_core, m) {
 
   m.def(
       "neighbor_pairs",
-      [](py::handle positions, py::handle cell, py::handle pbc, double cutoff) {
+      [](py::handle positions, py::handle cell, py::handle pbc, double cutoff, int64_t start,
+         int64_t stop) {
         if (!(cutoff > 0.0)) throw py::value_error("cutoff must be > 0");
         const auto n = py::len(positions);
+        if (stop < 0 || stop > static_cast<int64_t>(n)) stop = static_cast<int64_t>(n);
+        if (start < 0 || start > stop) throw py::value_error("centres: need 0 <= start <= stop");
         iarr types(std::vector<py::ssize_t>{static_cast<py::ssize_t>(n)});
         std::fill(types.mutable_data(), types.mutable_data() + n, 0);
         Held h = make_config(positions, cell, pbc, types);
@@ -261,19 +264,22 @@ PYBIND11_MODULE(_core, m) {
         {
           py::gil_scoped_release nogil;
           snap::Tables t(p);
-          nl = snap::build_neighbors(t, h.cfg, 1);
+          snap::NeighborGrid g = snap::build_grid(t, h.cfg);
+          nl = snap::neighbors_of(g, static_cast<int>(start), static_cast<int>(stop), 1);
         }
         const py::ssize_t P = nl.size();
         std::vector<int64_t> ii(P), jj(P);
-        for (int i = 0; i < h.cfg.natoms; ++i)
-          for (int64_t q = nl.start[i]; q < nl.start[i + 1]; ++q) ii[q] = i;
+        for (int64_t i = start; i < stop; ++i)
+          for (int64_t q = nl.start[i - start]; q < nl.start[i - start + 1]; ++q) ii[q] = i;
         for (py::ssize_t q = 0; q < P; ++q) jj[q] = nl.owner[q];
         return py::make_tuple(to_numpy(std::move(ii), {P}), to_numpy(std::move(jj), {P}),
                               to_numpy(std::move(nl.rij), {P, 3}),
                               to_numpy(std::move(nl.shift), {P, 3}));
       },
       py::arg("positions"), py::arg("cell"), py::arg("pbc"), py::arg("cutoff"),
-      "All neighbour images within cutoff (strict <): (i, j, D, S) with D = r_j + S @ cell - r_i "
+      py::arg("start") = 0, py::arg("stop") = -1,
+      "Neighbour images within cutoff (strict <) of the centre atoms start <= i < stop (default: "
+      "all): (i, j, D, S) with D = r_j + S @ cell - r_i "
       "(float, Å) and S the integer lattice shift (int32, 0 along non-periodic directions); both "
       "directions, periodic images of an atom's own self included.");
 

@@ -84,6 +84,9 @@ class ZBL:
     Use :meth:`from_pair_coeffs` to build one from LAMMPS ``pair_coeff`` lines.
     """
 
+    #: centre atoms per block in :meth:`compute` (pair arrays of ~60 B per pair per block)
+    BLOCK_ATOMS = 4096
+
     def __init__(self, inner: float, outer: float,
                  z: Mapping[tuple[int, int], tuple[float, float]] | Sequence[float]):
         inner, outer = float(inner), float(outer)
@@ -277,9 +280,11 @@ class ZBL:
             raise ValueError(f"types must lie in 0..{self.ntypes - 1}")
 
     # -- configurations -------------------------------------------------------------------------
-    def pairs(self, positions, cell, pbc):
+    def pairs(self, positions, cell, pbc, start: int = 0, stop: int | None = None):
         """Unordered neighbour pairs within ``outer``: (i, j, D) with D = r_j + S · cell - r_i
-        for an integer lattice shift S (0 along non-periodic directions).
+        for an integer lattice shift S (0 along non-periodic directions); only the pairs of
+        centre atoms ``start <= i < stop`` (default: all), so a large configuration can be
+        taken a block of atoms at a time.
 
         Every pair of atoms (or of an atom and a periodic image, including its own images in
         cells smaller than the cutoff) is listed once: of the two ordered halves (i, j, S) and
@@ -290,7 +295,8 @@ class ZBL:
         pos, cell, pbc = self._normalise(positions, cell, pbc)
         if len(pos) == 0:
             return np.zeros(0, int), np.zeros(0, int), np.zeros((0, 3))
-        i, j, D, S = _core.neighbor_pairs(pos, cell, list(pbc), self.outer)
+        i, j, D, S = _core.neighbor_pairs(pos, cell, list(pbc), self.outer, start,
+                                          -1 if stop is None else stop)
         nz = S != 0  # S == 0 only for i != j (an atom is not its own neighbour)
         first = S[np.arange(len(S)), np.argmax(nz, axis=1)]  # first non-zero component
         keep = (i < j) | ((i == j) & (first > 0))
@@ -325,19 +331,24 @@ class ZBL:
         if types.shape != (n,):
             raise ValueError(f"types must have shape ({n},), got {types.shape}")
         self._check_types(types)
-        i, j, D = self.pairs(pos, cell, pbc)
         forces = np.zeros((n, 3))
         virial = np.zeros(6)
-        if len(i) == 0:
-            return 0.0, forces, virial
-        r = np.sqrt(np.einsum("pa,pa->p", D, D))
-        if not np.all(r > 0):
-            raise ValueError("two atoms (or an atom and an image) coincide")
-        e, de, _ = self._pair(r, types[i], types[j])
-        g = (de / r)[:, None] * D  # ∂E/∂r_ij
-        for a in range(3):
-            forces[:, a] = (np.bincount(i, g[:, a], minlength=n)
-                            - np.bincount(j, g[:, a], minlength=n))
-        for c, (a, b) in enumerate(_VOIGT):
-            virial[c] = -np.dot(D[:, a], g[:, b])
-        return float(e.sum()), forces, virial
+        energy = 0.0
+        # A block of centre atoms at a time: the pair arrays (and the time between interrupts)
+        # stay bounded whatever the size of the configuration; fixed blocks keep it deterministic.
+        for start in range(0, n, self.BLOCK_ATOMS):
+            i, j, D = self.pairs(pos, cell, pbc, start, min(n, start + self.BLOCK_ATOMS))
+            if len(i) == 0:
+                continue
+            r = np.sqrt(np.einsum("pa,pa->p", D, D))
+            if not np.all(r > 0):
+                raise ValueError("two atoms (or an atom and an image) coincide")
+            e, de, _ = self._pair(r, types[i], types[j])
+            g = (de / r)[:, None] * D  # ∂E/∂r_ij
+            for a in range(3):
+                forces[:, a] += (np.bincount(i, g[:, a], minlength=n)
+                                 - np.bincount(j, g[:, a], minlength=n))
+            for c, (a, b) in enumerate(_VOIGT):
+                virial[c] -= np.einsum("p,p->", D[:, a], g[:, b])
+            energy += float(e.sum())
+        return energy, forces, virial

@@ -423,3 +423,27 @@ def test_wbe_c15_regression():
 def test_dense_skewed_cells_against_lammps_and_brute_force(s):
     ntypes, lines = WBE if s.types.max() == 1 else POTENTIALS["Ta 1 1"]
     check_dense(ZBL.from_pair_coeffs(4.0, 4.8, ntypes, lines), lines, ntypes, s)
+
+
+def test_blockwise_equals_whole_configuration():
+    """ZBL.compute takes a large configuration a block of centre atoms at a time (bounded pair
+    arrays): with blocks of 1, 3 and 7 atoms it equals the one-block result to round-off, and
+    the pairs of the blocks are exactly the pairs of the whole."""
+    from mpisnap.zbl import ZBL
+
+    rng = np.random.default_rng(5)
+    cell = np.array([[5.1, 0.3, 0.0], [0.8, 4.7, 0.2], [-0.4, 0.5, 5.3]])
+    pos = rng.uniform(0, 1, (13, 3)) @ cell
+    types = rng.integers(0, 2, 13)
+    z = ZBL(1.5, 3.2, {(0, 0): (29, 29), (0, 1): (29, 28), (1, 1): (28, 28)})
+    whole = z.compute(pos, cell, (True,) * 3, types)
+    i0, j0, _ = z.pairs(pos, cell, (True,) * 3)
+    for block in (1, 3, 7):
+        z.BLOCK_ATOMS = block
+        e, f, v = z.compute(pos, cell, (True,) * 3, types)
+        assert e == pytest.approx(whole[0], rel=1e-13)
+        np.testing.assert_allclose(f, whole[1], rtol=0, atol=1e-12 * np.abs(whole[1]).max())
+        np.testing.assert_allclose(v, whole[2], rtol=0, atol=1e-12 * np.abs(whole[2]).max())
+        parts = [z.pairs(pos, cell, (True,) * 3, s, min(13, s + block)) for s in range(0, 13, block)]
+        got = sorted(zip(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])))
+        assert got == sorted(zip(i0, j0))
