@@ -17,9 +17,11 @@ launcher adds its own notice). Rank 0 prints at once, other ranks after a short 
 that an error all ranks hit at the same point (without agreeing on it) is printed once, by
 rank 0, whose abort ends the others first.
 
-A new verb: ``sub.add_parser(name, parents=[_job_options()])`` (or ``[_common_options()]``),
-``set_defaults(run=_cmd_name)`` with ``_cmd_name(args, comm) -> int``; :func:`main` applies the
-error contract to it.
+A new verb lives in its own module, listed in :data:`VERBS`: the module has ``HELP`` and
+``DESCRIPTION`` (strings), ``add_arguments(parser)`` (the verb's own arguments; the parser already
+has :func:`job_options`: ``--set``, ``--output-dir``, ``--threads``, ``-q``, ``--debug``) and
+``run(args, comm) -> int``, which calls :func:`start_job` first; :func:`main` applies the error
+contract to it. Keep the module light (it is imported to build the parser).
 """
 from __future__ import annotations
 
@@ -66,9 +68,13 @@ def _common_options() -> argparse.ArgumentParser:
     return c
 
 
-def _job_options() -> argparse.ArgumentParser:
-    """The options of every verb that runs a job on an input file (fit; later learn, generate,
-    tune): --set, --output-dir, --threads, -q and the common ones."""
+#: Verbs defined in their own modules (see the module docstring), by name.
+VERBS: dict[str, str] = {}
+
+
+def job_options() -> argparse.ArgumentParser:
+    """The options of every verb that runs a job on an input file (fit, generate, tune, learn):
+    --set, --output-dir, --threads, -q and the common ones."""
     j = _Parser(add_help=False, parents=[_common_options()])
     j.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="SECTION.key=value",
@@ -91,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"mpisnap {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    f = sub.add_parser("fit", parents=[_job_options()],
+    f = sub.add_parser("fit", parents=[job_options()],
                        help="fit a potential from a FitSNAP input file",
                        description="Fit a potential from a FitSNAP input file (*.in). Run under "
                                    "mpiexec for MPI parallelism.")
@@ -103,6 +109,14 @@ def _parser() -> argparse.ArgumentParser:
                         "descriptors computed)")
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
     f.set_defaults(run=_cmd_fit)
+    import importlib
+
+    for name, module in VERBS.items():
+        mod = importlib.import_module(module)
+        v = sub.add_parser(name, parents=[job_options()], help=mod.HELP,
+                           description=mod.DESCRIPTION)
+        mod.add_arguments(v)
+        v.set_defaults(run=mod.run)
     pl = sub.add_parser("plugins", parents=[_common_options()],
                         help="list the installed plugins",
                         description="List the installed plugins (built-in and third-party) by "
@@ -135,13 +149,19 @@ def _cmd_plugins(args, comm) -> int:
     return 0
 
 
-def _cmd_fit(args, comm) -> int:
-    from .pipeline import fit
-
+def start_job(args) -> None:
+    """What every job verb does first: log to stderr (errors only with ``-q``) and check
+    ``--threads``."""
     level = logging.ERROR if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
+
+
+def _cmd_fit(args, comm) -> int:
+    from .pipeline import fit
+
+    start_job(args)
     # every thread pool of each rank (OpenMP, BLAS, PyTorch) follows one number: --threads, else
     # OMP_NUM_THREADS, else the node's cores divided by its ranks (mpisnap.threads)
     result = fit(args.input, overrides=args.overrides, output_dir=args.output_dir, comm=comm,
