@@ -1,4 +1,5 @@
-"""The ASE calculator over any mpisnap predictor (a SNAP potential file, today).
+"""The ASE calculator over any mpisnap predictor (a LAMMPS SNAP or ML-IAP potential file, or a
+fitted model).
 
 Example::
 
@@ -29,12 +30,15 @@ __all__ = ["Calculator"]
 
 
 class Calculator(_ASECalculator):
-    """ASE calculator for a SNAP potential (linear, quadratic, ChemSNAP; with ZBL overlays).
+    """ASE calculator for a SNAP potential (``pair_style snap``: linear, quadratic, ChemSNAP;
+    ``pair_style mliap``: ``model linear``, ``quadratic`` and neural networks ``model nn``, with
+    ``descriptor sna``; with ZBL overlays).
 
     Parameters
     ----------
     path : a LAMMPS include file with ``pair_style``/``pair_coeff`` lines (the ``.mod`` written
-        by ``mpisnap fit``, or a published ``.snap`` file), a ``.snapcoeff`` file with its
+        by ``mpisnap fit``, or a published ``.snap`` or ``.mliap`` file such as
+        ``Ta06A.nn.mliap``), a ``.snapcoeff`` file with its
         ``.snapparam`` beside it, or any :class:`mpisnap.models.Predictor` (e.g. a fit's
         ``FitResult.predictor()``). See :mod:`mpisnap.potential` for the LAMMPS subset that is
         read.

@@ -19,20 +19,26 @@ written atomically, :func:`mpisnap.io.atomic_write`):
 * :func:`write_snap_potential` — all three files of a :class:`mpisnap.Descriptor` and its
   coefficients (what ``mpisnap fit`` writes through its ``snap`` writer plugin).
 
-``pair_style mliap`` files (model, descriptor) belong here too (not yet supported).
+``pair_style mliap`` files: :func:`read_mliap_descriptor` (``descriptor sna``),
+:func:`read_mliap_model` (``model linear``, ``quadratic`` and ``nn``: :class:`MliapNN`), and
+:func:`write_mliap_potential` (``<prefix>.mliap.model``, ``.mliap.descriptor`` and ``.mod``).
+LAMMPS's ML-IAP readers are strict and silent (1,024-character lines, at most 30 numbers per
+coefficient line, unknown activations computed as linear, ``bzeroflag`` defaulting to 1): the
+readers here refuse what LAMMPS would misread and the writers write only what it reads as meant.
 
 The include-file subset understood: ``#`` comments, ``&`` continuation lines, ``variable NAME
 equal|index|string VALUE`` with ``${NAME}``/``$x`` substitution (equal-style formulas of numbers,
 ``+ - * / ^``, parentheses and ``v_NAME``), ``include``, ``units metal``, ``pair_style`` and
 ``pair_coeff``; the commands ``mass``, ``neighbor``, ``neigh_modify``, ``comm_modify``,
 ``atom_style``, ``atom_modify`` and ``print`` are accepted and ignored (they do not change the
-potential). Pair styles: ``snap`` (linear, quadratic, chem), ``zbl``, ``zero`` and their
-combinations with ``hybrid/overlay`` or ``hybrid/scaled`` (constant factors); ``NULL`` in the
-``snap`` element list. Anything else is a one-line :class:`PotentialError` naming the style or
-command and the file. New styles plug in through :data:`STYLE_PARSERS` (``mliap`` has its entry
-reserved there).
+potential). Pair styles: ``snap`` (linear, quadratic, chem), ``mliap`` (``model linear``,
+``quadratic`` or ``nn`` with ``descriptor sna``), ``zbl``, ``zero`` and their combinations with
+``hybrid/overlay`` or ``hybrid/scaled`` (constant factors); ``NULL`` in the ``snap``/``mliap``
+element list. Anything else is a one-line :class:`PotentialError` naming the style or command
+and the file. New styles plug in through :data:`STYLE_PARSERS`.
 
-File names in ``pair_coeff`` resolve from the folder of the file that names them (then, for a
+File names in ``pair_coeff`` (and the ``mliap`` files of a ``pair_style`` line) resolve from the
+folder of the file that names them (then, for a
 name with folder parts, from that folder's parents: ``mpisnap fit`` writes names relative to its
 output folder).
 
@@ -40,8 +46,8 @@ The parsed :class:`Potential` is a predictor: :meth:`Potential.predict` gives th
 per-atom energies, forces (eV/Å), the virial (eV) and, for 3-d cells, the stress in ASE's
 convention (eV/Å³) for any configuration, with the SNAP part computed by the compiled core's
 adjoint kernel (forces for one coefficient set, without per-component derivatives). Atoms are
-matched to LAMMPS types by their chemical symbols: the element names of the ``snap``
-``pair_coeff`` line (for a type that is ``NULL`` there, or without ``snap``, the element whose
+matched to LAMMPS types by their chemical symbols: the element names of the ``snap`` or
+``mliap`` ``pair_coeff`` line (for a type that is ``NULL`` there, or without ``snap``, the element whose
 atomic number the ``zbl`` line of that type gives).
 
 Units: LAMMPS ``metal`` (Å, eV); only ``units metal`` potentials are accepted.
@@ -69,7 +75,10 @@ __all__ = [
     "Potential", "Prediction", "SnapStyle", "ZBLStyle", "STYLE_PARSERS", "SNAPPARAM_DEFAULTS",
     "coefficient_labels", "snapcoeff_text", "snapparam_text", "descriptor_parameters",
     "snap_pair_commands", "mod_text", "write_snapcoeff", "write_snapparam", "write_mod",
-    "write_snap_potential",
+    "write_snap_potential", "MliapStyle", "MliapNN", "MliapLinearModel", "read_mliap_descriptor",
+    "read_mliap_model", "mliap_descriptor", "mliap_style", "mliap_descriptor_text",
+    "mliap_nn_model_text", "mliap_linear_model_text", "mliap_pair_commands",
+    "overlay_pair_commands", "write_mliap_potential", "nn_energies_forces", "MLIAP_ACTIVATIONS",
 ]
 
 
@@ -427,6 +436,18 @@ def snap_pair_commands(coeff_file: str, param_file: str, elements: Sequence[str]
     ones get SNAP with factor 1.0; a single (non-hybrid) reference style becomes a sub-style and
     its ``pair_coeff`` lines get the style name, plus the cross pairs it left to mixing (see
     :func:`_mixed_pairs`: ``hybrid/overlay`` would leave them out)."""
+    return overlay_pair_commands("snap", "snap", f"{coeff_file} {param_file}", elements,
+                                 reference_style=reference_style,
+                                 reference_coeffs=reference_coeffs)
+
+
+def overlay_pair_commands(style: str, name: str, files: str, elements: Sequence[str], *,
+                          reference_style: str | None = None,
+                          reference_coeffs: Sequence[str] = ()) -> list[str]:
+    """``pair_style``/``pair_coeff`` commands of a machine-learned pair style ``style`` (its
+    ``pair_style`` words, e.g. ``"snap"`` or ``"mliap model nn M descriptor sna D"``; ``name``
+    its style name) whose ``pair_coeff * *`` line takes ``files`` (may be empty) and one element
+    per type, with a reference potential overlaid as :func:`snap_pair_commands` describes."""
     els = " ".join(elements)
     tokens = reference_style.split() if reference_style else []
     if tokens and tokens[0] == "pair_style":
@@ -452,10 +473,11 @@ def snap_pair_commands(coeff_file: str, param_file: str, elements: Sequence[str]
         lines = [t for t in map(_coeff_words, reference_coeffs) if len(t) >= 2]
         ref_coeffs = ["pair_coeff " + " ".join(t[:2] + [tokens[0]] + t[2:]) for t in lines]
         ref_coeffs += _mixed_pairs(tokens[0], lines, len(elements))
+    args = f"{files} {els}" if files else els
     if not sub:
-        return ["pair_style snap", f"pair_coeff * * {coeff_file} {param_file} {els}"]
-    return ([f"pair_style {prefix} {' '.join(sub)} snap"] + ref_coeffs
-            + [f"pair_coeff * * snap {coeff_file} {param_file} {els}"])
+        return [f"pair_style {style}", f"pair_coeff * * {args}"]
+    return ([f"pair_style {prefix} {' '.join(sub)} {style}"] + ref_coeffs
+            + [f"pair_coeff * * {name} {args}"])
 
 
 def mod_text(coeff_file: str, param_file: str, elements: Sequence[str], *,
@@ -528,6 +550,459 @@ def write_snap_potential(prefix, descriptor, blocks, *, reference_style: str | N
         (".mod", mod_text(names + ".snapcoeff", names + ".snapparam", els,
                           reference_style=reference_style, reference_coeffs=reference_coeffs,
                           comment=mod_comment)),
+    )
+    return [_write(prefix + suffix, text) for suffix, text in texts]
+
+
+# -- pair_style mliap: model and descriptor files -----------------------------------------------
+#
+# LAMMPS reads these files with fixed 1,024-character line buffers (a longer line is split
+# silently, so a number may be cut in two), at most 30 numbers per coefficient line of a
+# ``model nn`` file, an unknown activation name silently as ``linear``, and ``descriptor sna``
+# with ``bzeroflag`` defaulting to 1. The readers below refuse what LAMMPS would misread; the
+# writers write only what it reads as meant (every flag explicit, short lines).
+
+#: LAMMPS's fgets buffer in the ML-IAP readers: lines must be shorter than this.
+MLIAP_MAXLINE = 1024
+#: Numbers per coefficient line of a ``model nn`` file that LAMMPS accepts.
+MLIAP_MAX_PER_LINE = 30
+#: The activations LAMMPS ``model nn`` knows (any other name it computes as ``linear``).
+MLIAP_ACTIVATIONS = ("linear", "sigmoid", "tanh", "relu")
+#: ``descriptor sna`` keywords with one value and LAMMPS's defaults (None: required).
+MLIAP_SNA_DEFAULTS: dict[str, Any] = {
+    "rcutfac": None, "twojmax": None, "rfac0": 0.99363, "rmin0": 0.0, "switchflag": 1,
+    "bzeroflag": 1, "chemflag": 0, "bnormflag": 0, "wselfallflag": 0, "switchinnerflag": 0,
+}
+_SNA_PER_ELEMENT = ("elems", "radelems", "welems", "sinnerelems", "dinnerelems")
+_SNA_FLAGS = ("switchflag", "bzeroflag", "chemflag", "bnormflag", "wselfallflag",
+              "switchinnerflag")
+
+
+def _mliap_lines(path, what: str):
+    """(line number, words) of the non-blank lines of an ML-IAP file, comments stripped; a line
+    LAMMPS would split (1,024 characters or more) is an error."""
+    for n, line in enumerate(_read_text(path, what).splitlines(), 1):
+        if len(line) + 1 >= MLIAP_MAXLINE:
+            raise PotentialError(f"{path} line {n}: {len(line)} characters; LAMMPS reads lines "
+                                 f"of at most {MLIAP_MAXLINE - 2} (a longer one is silently cut)")
+        w = line.split("#")[0].replace("'", " ").replace('"', " ").split()
+        if w:
+            yield n, w
+
+
+def read_mliap_descriptor(path) -> dict[str, Any]:
+    """Read a ``descriptor sna`` file of ``pair_style mliap``: the keywords typed, with LAMMPS's
+    defaults (:data:`MLIAP_SNA_DEFAULTS`: note ``bzeroflag`` 1), plus ``elements``, ``radelem``,
+    ``wj`` and, with ``switchinnerflag 1``, ``sinner``/``dinner`` (one per element). As strict as
+    LAMMPS: an unknown keyword (e.g. ``quadraticflag``, which ``descriptor sna`` does not have),
+    a per-element keyword before ``nelems`` or with the wrong count, or a missing required one
+    is a :class:`PotentialError` naming the file and line."""
+    out: dict[str, Any] = dict(MLIAP_SNA_DEFAULTS)
+    per: dict[str, list] = {}
+    nelems = None
+    for n, w in _mliap_lines(path, "ML-IAP descriptor file"):
+        key, vals, where = w[0], w[1:], f"{path} line {n}"
+        if key in _SNA_PER_ELEMENT:
+            if nelems is None:
+                raise PotentialError(f"{where}: {key} before nelems")
+            if len(vals) != nelems:
+                raise PotentialError(f"{where}: {key} needs {nelems} values (nelems), got "
+                                     f"{len(vals)}")
+            per[key] = vals if key == "elems" else [_number(v, where, key) for v in vals]
+            continue
+        if key != "nelems" and key not in MLIAP_SNA_DEFAULTS:
+            raise PotentialError(f"{where}: unknown keyword {key!r} for descriptor sna (known: "
+                                 f"nelems, {', '.join(_SNA_PER_ELEMENT)}, "
+                                 f"{', '.join(MLIAP_SNA_DEFAULTS)})")
+        if len(vals) != 1:
+            raise PotentialError(f"{where}: {key} takes one value, got {len(vals)}")
+        x = _number(vals[0], where, key)
+        if key in ("nelems", "twojmax") + _SNA_FLAGS:
+            if x != int(x):
+                raise PotentialError(f"{where}: {key} must be an integer, got {vals[0]!r}")
+            x = int(x)
+            if key in _SNA_FLAGS and x not in (0, 1):
+                raise PotentialError(f"{where}: {key} must be 0 or 1, got {vals[0]!r}")
+            if key == "nelems":
+                if x < 1:
+                    raise PotentialError(f"{where}: nelems must be >= 1")
+                nelems = x
+                continue
+        out[key] = x
+    for key in ("rcutfac", "twojmax"):
+        if out[key] is None:
+            raise PotentialError(f"{path}: required keyword {key!r} is missing")
+    for key in ("elems", "radelems", "welems"):
+        if key not in per:
+            raise PotentialError(f"{path}: required keyword {key!r} is missing")
+    if len(set(per["elems"])) != len(per["elems"]):
+        raise PotentialError(f"{path}: elems lists an element twice")
+    inner = [k for k in ("sinnerelems", "dinnerelems") if k in per]
+    if out["switchinnerflag"] and len(inner) != 2:
+        raise PotentialError(f"{path}: switchinnerflag 1 needs sinnerelems and dinnerelems")
+    if not out["switchinnerflag"] and inner:
+        raise PotentialError(f"{path}: {inner[0]} without switchinnerflag 1 (LAMMPS refuses it)")
+    out.update(elements=list(per["elems"]), radelem=per["radelems"], wj=per["welems"],
+               sinner=per.get("sinnerelems"), dinner=per.get("dinnerelems"))
+    return out
+
+
+def mliap_descriptor(params: dict[str, Any], quadratic: bool = False):
+    """The :class:`mpisnap.Descriptor` of :func:`read_mliap_descriptor`'s parameters (with
+    ``quadratic``, its values include the products a ``model quadratic`` multiplies)."""
+    from .descriptors import Descriptor
+
+    p = params
+    kw = {"sinner": p["sinner"], "dinner": p["dinner"]} if p["switchinnerflag"] else {}
+    return Descriptor(type=list(p["elements"]), twojmax=p["twojmax"], rcutfac=p["rcutfac"],
+                      rfac0=p["rfac0"], rmin0=p["rmin0"], radelem=list(p["radelem"]),
+                      wj=list(p["wj"]), bzeroflag=p["bzeroflag"], chemflag=p["chemflag"],
+                      bnormflag=p["bnormflag"], wselfallflag=p["wselfallflag"],
+                      switchflag=p["switchflag"], switchinnerflag=p["switchinnerflag"],
+                      quadraticflag=int(quadratic), **kw)
+
+
+def mliap_descriptor_text(descriptor, *, comment: str | None = None) -> str:
+    """The ``descriptor sna`` file of a :class:`mpisnap.Descriptor` that LAMMPS reads as meant:
+    every keyword written (LAMMPS's ``bzeroflag`` default is 1, FitSNAP's 0), inner cutoffs as
+    ``sinnerelems``/``dinnerelems``. ValueError for what ``descriptor sna`` cannot express:
+    ``quadraticflag`` (it has none) or a ``twojmax`` per element (it has one)."""
+    d = descriptor
+    if d.quadraticflag:
+        raise ValueError("pair_style mliap descriptor sna has no quadraticflag: a quadratic "
+                         "descriptor cannot be exported (use pair_style snap)")
+    if len(set(int(t) for t in d.twojmax_per_type)) != 1:
+        raise ValueError(f"pair_style mliap descriptor sna has one twojmax for all elements, got "
+                         f"{' '.join(str(int(t)) for t in d.twojmax_per_type)}")
+    els = [str(e) for e in d.elements]
+    for el in els:
+        if el.split() != [el] or "#" in el or el == "NULL" or "'" in el or '"' in el:
+            raise ValueError(f"element name {el!r} cannot be written to an ML-IAP file")
+    lines = _comment(comment, f"mpisnap {_version()} ML-IAP SNAP descriptor")
+    lines += [f"rcutfac {_f(d.rcutfac)}", f"twojmax {int(d.twojmax)}", f"nelems {len(els)}",
+              "elems " + " ".join(els), "radelems " + " ".join(_f(x) for x in d.radelem),
+              "welems " + " ".join(_f(x) for x in d.wj), f"rfac0 {_f(d.rfac0)}",
+              f"rmin0 {_f(d.rmin0)}"]
+    lines += [f"{k} {int(bool(getattr(d, k)))}" for k in _SNA_FLAGS]
+    if d.switchinnerflag:
+        lines += ["sinnerelems " + " ".join(_f(x) for x in d.sinner),
+                  "dinnerelems " + " ".join(_f(x) for x in d.dinner)]
+    text = "\n".join(lines) + "\n"
+    if max(len(ln) for ln in text.splitlines()) + 1 >= MLIAP_MAXLINE:
+        raise ValueError("a line of the ML-IAP descriptor file would be too long for LAMMPS")
+    return text
+
+
+def _activation(name: str):
+    """(f, f') of a LAMMPS ``model nn`` activation; f' takes (x, f(x))."""
+    if name == "linear":
+        return (lambda x: x), (lambda x, y: np.ones_like(x))
+    if name == "sigmoid":
+        from scipy.special import expit
+
+        return expit, (lambda x, y: y * (1.0 - y))
+    if name == "tanh":
+        return np.tanh, (lambda x, y: 1.0 - y * y)
+    if name == "relu":
+        return (lambda x: np.maximum(x, 0.0)), (lambda x, y: (x > 0).astype(x.dtype))
+    raise ValueError(f"activation {name!r}: LAMMPS model nn knows only "
+                     f"{', '.join(MLIAP_ACTIVATIONS)} (it computes any other name as linear)")
+
+
+@dataclass(frozen=True, eq=False)
+class MliapLinearModel:
+    """``model linear`` or ``model quadratic`` of ``pair_style mliap``: one row per element of
+    β0, the linear coefficients and (quadratic) the ½·diagonal and upper-triangular products,
+    in ``pair_style snap``'s order (so the SNAP adjoint kernel evaluates it)."""
+
+    kind: str
+    coefficients: np.ndarray  # (nelements, nparams)
+
+    @property
+    def nelements(self) -> int:
+        return int(self.coefficients.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class MliapNN:
+    """``model nn`` of ``pair_style mliap``: per element, E_i = net((B_i − scale0) / scale1).
+
+    ``layers``: (nodes, activation) per layer after the input of ``ndescriptors`` (the last
+    layer has 1 node, its value is E_i in eV); ``scale`` (nelements, 2, ndescriptors): the
+    shift (row 0) and divisor (row 1) of the descriptors; ``coefficients`` (nelements, nparams):
+    layer after layer, node after node, its bias then its weights over the previous layer (the
+    order of the file)."""
+
+    ndescriptors: int
+    layers: tuple[tuple[int, str], ...]
+    scale: np.ndarray
+    coefficients: np.ndarray
+
+    def __post_init__(self) -> None:
+        nd = int(self.ndescriptors)
+        if nd < 1 or not self.layers:
+            raise ValueError("model nn needs ndescriptors >= 1 and at least one layer")
+        for nodes, act in self.layers:
+            if int(nodes) < 1:
+                raise ValueError(f"model nn: a layer of {nodes} nodes")
+            _activation(act)
+        if int(self.layers[-1][0]) != 1:
+            raise ValueError(f"model nn: the last layer gives the energy and must have 1 node, "
+                             f"got {self.layers[-1][0]}")
+        scale = np.asarray(self.scale, float)
+        coef = np.asarray(self.coefficients, float)
+        nel = coef.shape[0] if coef.ndim == 2 else 0
+        if coef.ndim != 2 or coef.shape[1] != self.nparams(nd, self.layers) or nel < 1:
+            raise ValueError(f"model nn: coefficients must have shape (nelements, "
+                             f"{self.nparams(nd, self.layers)}), got {coef.shape}")
+        if scale.shape != (nel, 2, nd):
+            raise ValueError(f"model nn: scale must have shape ({nel}, 2, {nd}), got "
+                             f"{scale.shape}")
+        if not (np.all(np.isfinite(scale)) and np.all(np.isfinite(coef))):
+            raise ValueError("model nn: scale and coefficients must be finite")
+        if np.any(scale[:, 1] == 0.0):
+            raise ValueError("model nn: a scale1 (divisor) value is 0")
+        object.__setattr__(self, "scale", scale)
+        object.__setattr__(self, "coefficients", coef)
+        object.__setattr__(self, "layers", tuple((int(n), str(a)) for n, a in self.layers))
+
+    kind = "nn"
+
+    @staticmethod
+    def nparams(ndescriptors: int, layers) -> int:
+        """Parameters per element: Σ over layers of nodes × (inputs + 1)."""
+        total, nin = 0, int(ndescriptors)
+        for nodes, _ in layers:
+            total += int(nodes) * (nin + 1)
+            nin = int(nodes)
+        return total
+
+    @property
+    def nelements(self) -> int:
+        return int(self.coefficients.shape[0])
+
+    def weights(self, element: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(W (nodes, inputs), b (nodes,)) per layer of element ``element`` (0-based)."""
+        out, k, nin = [], 0, self.ndescriptors
+        c = self.coefficients[element]
+        for nodes, _ in self.layers:
+            block = c[k:k + nodes * (nin + 1)].reshape(nodes, nin + 1)
+            out.append((block[:, 1:], block[:, 0]))
+            k += nodes * (nin + 1)
+            nin = nodes
+        return out
+
+    @classmethod
+    def from_weights(cls, layers, weights, scale) -> "MliapNN":
+        """From per-element lists of (W, b) per layer (``weights[e][l]``) and ``scale``."""
+        rows = []
+        for per_layer in weights:
+            parts = [np.concatenate([np.asarray(b, float)[:, None], np.asarray(W, float)],
+                                    axis=1).ravel() for W, b in per_layer]
+            rows.append(np.concatenate(parts))
+        nd = np.asarray(weights[0][0][0]).shape[1]
+        return cls(nd, tuple(layers), np.asarray(scale, float), np.array(rows))
+
+    def evaluate(self, B: np.ndarray, elements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-atom energies E_i (eV) and dE_i/dB_i of descriptors ``B`` (N, ndescriptors) of
+        atoms of 0-based ``elements`` (N,)."""
+        B = np.asarray(B, float)
+        n = len(B)
+        energies, beta = np.zeros(n), np.zeros((n, self.ndescriptors))
+        for e in np.unique(elements):
+            sel = np.flatnonzero(elements == e)
+            s0, s1 = self.scale[e]
+            h = (B[sel] - s0) / s1
+            derivs = []
+            for (W, b), (_, act) in zip(self.weights(int(e)), self.layers):
+                f, df = _activation(act)
+                z = h @ W.T + b
+                h = f(z)
+                derivs.append((W, df(z, h)))
+            energies[sel] = h[:, 0]
+            g = np.ones((len(sel), 1))
+            for W, d in reversed(derivs):
+                g = (g * d) @ W
+            beta[sel] = g / s1
+        return energies, beta
+
+
+def _mliap_simple_model(path, kind: str) -> MliapLinearModel:
+    """``model linear``/``quadratic`` file: ``nelements nparams`` then one number per line."""
+    lines = list(_mliap_lines(path, "ML-IAP model file"))
+    if not lines:
+        raise PotentialError(f"{path}: empty ML-IAP model file")
+    (n0, head), rest = lines[0], lines[1:]
+    if len(head) != 2 or not all(h.isdigit() for h in head) or min(map(int, head)) < 1:
+        raise PotentialError(f"{path} line {n0}: expected 'nelements nparams', got "
+                             f"{' '.join(head)!r}")
+    nel, npar = int(head[0]), int(head[1])
+    if len(rest) < nel * npar:
+        raise PotentialError(f"{path}: {len(rest)} coefficient lines, {nel} elements × {npar} "
+                             f"parameters need {nel * npar}")
+    values = []
+    for n, w in rest[:nel * npar]:
+        if len(w) != 1:
+            raise PotentialError(f"{path} line {n}: expected one coefficient per line (LAMMPS "
+                                 f"model {kind}), got {len(w)}")
+        values.append(_number(w[0], f"{path} line {n}", "a coefficient"))
+    return MliapLinearModel(kind, np.array(values).reshape(nel, npar))
+
+
+def read_mliap_model(path, kind: str = "nn"):
+    """Read a ``pair_style mliap`` model file of ``kind`` ``nn`` (:class:`MliapNN`), ``linear``
+    or ``quadratic`` (:class:`MliapLinearModel`), as strict as LAMMPS and stricter where LAMMPS
+    misreads silently: an unknown activation, a coefficient line of more than 30 numbers, a
+    number block overflowing its section, numbers left over, or a scale divisor of 0 is a
+    :class:`PotentialError` naming the file and line."""
+    if kind in ("linear", "quadratic"):
+        return _mliap_simple_model(path, kind)
+    if kind != "nn":
+        raise PotentialError(f"{path}: model {kind!r} is not supported (linear, quadratic, nn)")
+    lines = list(_mliap_lines(path, "ML-IAP model file"))
+    if not lines:
+        raise PotentialError(f"{path}: empty ML-IAP model file")
+    (n0, head), rest = lines[0], lines[1:]
+    if len(head) != 2 or not all(h.isdigit() for h in head) or min(map(int, head)) < 1:
+        raise PotentialError(f"{path} line {n0}: expected 'nelements nparams', got "
+                             f"{' '.join(head)!r}")
+    nel, npar = int(head[0]), int(head[1])
+    if not rest or rest[0][1][0] != "NET":
+        raise PotentialError(f"{path}: expected the 'NET ndescriptors nlayers activation nodes "
+                             "...' line after the header")
+    n1, net = rest[0]
+    where = f"{path} line {n1}"
+    try:
+        nd, nl = int(net[1]), int(net[2])
+        layers = [(int(net[4 + 2 * k]), net[3 + 2 * k]) for k in range(nl)]
+    except (IndexError, ValueError):
+        raise PotentialError(f"{where}: expected 'NET ndescriptors nlayers' and an activation "
+                             f"and a node count per layer, got {' '.join(net)!r}") from None
+    if len(net) != 3 + 2 * nl:
+        raise PotentialError(f"{where}: {len(net) - 3} words for {nl} layers (activation and "
+                             "node count per layer)")
+    for _, act in layers:
+        if act not in MLIAP_ACTIVATIONS:
+            raise PotentialError(f"{where}: activation {act!r} is not one LAMMPS model nn knows "
+                                 f"({', '.join(MLIAP_ACTIVATIONS)}); LAMMPS would compute it as "
+                                 "linear")
+    expect = MliapNN.nparams(nd, layers) if nd >= 1 and min(n for n, _ in layers) >= 1 else -1
+    if expect != npar:
+        raise PotentialError(f"{path} line {n0}: nparams {npar}, but the network of {where} "
+                             f"has {expect} parameters per element")
+    sizes = [nd, nd, npar]
+    names = ("scale0", "scale1", "coefficients")
+    blocks = [[[], [], []] for _ in range(nel)]
+    e, part = 0, 0
+    for n, w in rest[1:]:
+        if e == nel:
+            raise PotentialError(f"{path} line {n}: numbers after the last element's "
+                                 "coefficients")
+        if part == 2 and len(w) > MLIAP_MAX_PER_LINE:
+            raise PotentialError(f"{path} line {n}: {len(w)} numbers; LAMMPS accepts at most "
+                                 f"{MLIAP_MAX_PER_LINE} per coefficient line")
+        block = blocks[e][part]
+        if len(block) + len(w) > sizes[part]:
+            raise PotentialError(f"{path} line {n}: the numbers overflow {names[part]} of "
+                                 f"element {e + 1} ({sizes[part]} values)")
+        block.extend(_number(x, f"{path} line {n}", "a number") for x in w)
+        if len(block) == sizes[part]:
+            part += 1
+            if part == 3:
+                e, part = e + 1, 0
+    if e != nel:
+        raise PotentialError(f"{path}: file ends early (element {e + 1} of {nel}: "
+                             f"{names[part]} incomplete)")
+    try:
+        return MliapNN(nd, tuple(layers), np.array([[b[0], b[1]] for b in blocks]),
+                       np.array([b[2] for b in blocks]))
+    except ValueError as exc:
+        raise PotentialError(f"{path}: {exc}") from None
+
+
+def _number_lines(values, per_line: int = 10) -> list[str]:
+    v = [_f(x) for x in np.asarray(values, float).ravel()]
+    return [" ".join(v[k:k + per_line]) for k in range(0, len(v), per_line)]
+
+
+def mliap_nn_model_text(model: MliapNN, *, elements: Sequence[str] | None = None,
+                        comment: str | None = None) -> str:
+    """The ``model nn`` file of ``model`` that LAMMPS reads as meant: the header, the NET line,
+    then per element its scale0, scale1 and coefficients, at most 10 numbers (shortest
+    round-trip repr) per line; ``elements`` name the blocks in comments."""
+    if not isinstance(model, MliapNN):
+        raise TypeError(f"expected an MliapNN, got {type(model).__name__}")
+    nd, nel = model.ndescriptors, model.nelements
+    npar = MliapNN.nparams(nd, model.layers)
+    names = list(elements) if elements is not None else [str(e + 1) for e in range(nel)]
+    lines = _comment(comment, f"mpisnap {_version()} ML-IAP neural network")
+    lines += ["", "# nelements nparams", f"{nel} {npar}",
+              "# NET ndescriptors nlayers, then activation and nodes of each layer",
+              f"NET {nd} {len(model.layers)} "
+              + " ".join(f"{act} {nodes}" for nodes, act in model.layers)]
+    for e in range(nel):
+        lines += ["", f"# element {names[e]}: scale0 (descriptor shift)"]
+        lines += _number_lines(model.scale[e, 0])
+        lines += [f"# element {names[e]}: scale1 (descriptor divisor)"]
+        lines += _number_lines(model.scale[e, 1])
+        lines += [f"# element {names[e]}: per layer, per node: bias, then weights"]
+        lines += _number_lines(model.coefficients[e])
+    text = "\n".join(lines) + "\n"
+    if max(len(ln) for ln in text.splitlines()) + 1 >= MLIAP_MAXLINE:
+        raise ValueError("a line of the ML-IAP model file would be too long for LAMMPS")
+    return text
+
+
+def mliap_linear_model_text(coefficients, *, comment: str | None = None) -> str:
+    """The ``model linear``/``quadratic`` file of one coefficient row per element (β0 first)."""
+    c = np.asarray(coefficients, float)
+    if c.ndim != 2 or not np.all(np.isfinite(c)):
+        raise ValueError("coefficients must be finite, one row per element")
+    lines = _comment(comment, f"mpisnap {_version()} ML-IAP linear model")
+    lines += ["", f"{c.shape[0]} {c.shape[1]}"] + [_f(x) for x in c.ravel()]
+    return "\n".join(lines) + "\n"
+
+
+def mliap_pair_commands(model_file: str, descriptor_file: str, elements: Sequence[str], *,
+                        kind: str = "nn", reference_style: str | None = None,
+                        reference_coeffs: Sequence[str] = ()) -> list[str]:
+    """``pair_style mliap model <kind> <model_file> descriptor sna <descriptor_file>`` and its
+    ``pair_coeff``, with a reference potential overlaid as :func:`snap_pair_commands` does."""
+    return overlay_pair_commands(f"mliap model {kind} {model_file} descriptor sna "
+                                 f"{descriptor_file}", "mliap", "", elements,
+                                 reference_style=reference_style,
+                                 reference_coeffs=reference_coeffs)
+
+
+def write_mliap_potential(prefix, descriptor, model, *, reference_style: str | None = None,
+                          reference_coeffs: Sequence[str] = (), names_as: str | None = None,
+                          comment: str | None = None,
+                          mod_comment: str | None = None) -> list[str]:
+    """Write ``<prefix>.mliap.model`` (``model nn`` for an :class:`MliapNN`, else ``model
+    linear``/``quadratic`` rows), ``<prefix>.mliap.descriptor`` (``descriptor sna`` of
+    ``descriptor``, a :class:`mpisnap.Descriptor`) and ``<prefix>.mod`` (the ``pair_style
+    mliap`` lines with the reference overlaid; file names as ``<names_as>.mliap.*``). All texts
+    are made before any file is written; each file is written atomically. Returns the paths."""
+    prefix = os.fspath(prefix)
+    names = prefix if names_as is None else os.fspath(names_as)
+    els = [str(e) for e in descriptor.elements]
+    if isinstance(model, MliapNN):
+        if model.ndescriptors != int(descriptor.ncoeff):
+            raise ValueError(f"the network takes {model.ndescriptors} descriptors, the "
+                             f"descriptor gives {descriptor.ncoeff}")
+        kind, mtext = "nn", mliap_nn_model_text(model, elements=els, comment=comment)
+    else:
+        kind = getattr(model, "kind", "linear")
+        mtext = mliap_linear_model_text(model.coefficients, comment=comment)
+    texts = (
+        (".mliap.model", mtext),
+        (".mliap.descriptor", mliap_descriptor_text(descriptor, comment=comment)),
+        (".mod", "\n".join(_comment(mod_comment, f"mpisnap {_version()} ML-IAP potential for "
+                                                 f"{' '.join(els)}")
+                           + mliap_pair_commands(names + ".mliap.model",
+                                                 names + ".mliap.descriptor", els, kind=kind,
+                                                 reference_style=reference_style,
+                                                 reference_coeffs=reference_coeffs)) + "\n"),
     )
     return [_write(prefix + suffix, text) for suffix, text in texts]
 
@@ -652,6 +1127,80 @@ class ZBLStyle:
         return energies, forces, virial
 
 
+@dataclass(frozen=True, eq=False)
+class MliapStyle:
+    """``pair_style mliap model KIND MODEL descriptor sna DESCRIPTOR`` with its ``pair_coeff * *
+    El1 El2 ...`` line. ``elements`` are the descriptor file's (its order indexes the model's
+    element blocks); ``type_elements`` one per LAMMPS type (None for ``NULL``); ``model`` an
+    :class:`MliapNN` or :class:`MliapLinearModel`; ``descriptor`` the
+    :class:`mpisnap.Descriptor` of the descriptor file.
+
+    Linear and quadratic models run on the SNAP adjoint kernel. A network's forces come from the
+    per-neighbour descriptor derivatives (``Descriptor.compute(pairs=True)``) contracted with
+    dE_i/dB_i: memory about 24·nneighbours·ndescriptors bytes per atom during a call."""
+
+    model_file: Path
+    descriptor_file: Path
+    type_elements: tuple[str | None, ...]
+    elements: tuple[str, ...]
+    parameters: dict[str, Any] = field(repr=False)
+    model: Any = field(repr=False)
+    descriptor: Any = field(repr=False)
+
+    name = "mliap"
+
+    @property
+    def cutoff(self) -> float:
+        """Largest pair cutoff (Å): 2·max(radelem)·rcutfac."""
+        return 2.0 * max(self.descriptor.radelem) * float(self.descriptor.rcutfac)
+
+    def evaluate(self, positions, cell, pbc, types, threads):
+        """(energies, forces, virial) of the atoms; ``types`` are 0-based LAMMPS types; atoms of
+        ``NULL`` types take no part."""
+        from . import _core
+
+        emap = np.array([-1 if e is None else self.elements.index(e) for e in self.type_elements])
+        el = emap[types]
+        keep = el >= 0
+        n = len(types)
+        energies, forces = np.zeros(n), np.zeros((n, 3))
+        if not keep.any():
+            return energies, forces, np.zeros(6)
+        pos = np.ascontiguousarray(positions[keep])
+        elk = el[keep].astype(np.int32)
+        pbc = [bool(x) for x in pbc]
+        if not isinstance(self.model, MliapNN):
+            out = _core.potential(self.descriptor._tables, pos, cell, pbc, elk,
+                                  self.model.coefficients, threads=int(threads))
+            energies[keep] = out["energies"]
+            forces[keep] = out["forces"]
+            return energies, forces, out["virial"]
+        e, f, w = nn_energies_forces(self.model, self.descriptor, pos, cell, pbc, elk, threads)
+        energies[keep] = e
+        forces[keep] = f
+        return energies, forces, w
+
+
+def nn_energies_forces(model: MliapNN, descriptor, positions, cell, pbc, elements, threads=None):
+    """Per-atom energies (eV), forces (eV/Å) and virial (eV, Voigt) of ``model`` on atoms of
+    0-based ``elements`` (the descriptor's), by the chain rule: F_m = Σ_p [i_p = m] c_p −
+    Σ_p [j_p = m] c_p with c_p = ∂B_i/∂r_in · dE_i/dB_i over the neighbour images p (sparse:
+    no dense N×N array), W = −Σ_p r_in ⊗ c_p."""
+    d = descriptor.compute(positions=positions, cell=cell, pbc=pbc, types=elements,
+                           forces=False, virial=False, pairs=True, threads=threads)
+    energies, beta = model.evaluate(d.B, elements)
+    p = d.pairs
+    c = np.einsum("pak,pk->pa", p.dBdr, beta[p.i])
+    n = len(energies)
+    forces = np.zeros((n, 3))
+    for a in range(3):
+        forces[:, a] = np.bincount(p.i, c[:, a], minlength=n) - np.bincount(p.j, c[:, a],
+                                                                            minlength=n)
+    va, vb = zip(*VOIGT)
+    virial = -(p.rij[:, va] * c[:, vb]).sum(axis=0)
+    return energies, forces, virial
+
+
 # -- the predictor --------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -750,6 +1299,7 @@ class _Reader:
     variables: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (style, value)
     style: tuple[str, list[str]] | None = None       # (style, args) of the last pair_style
     style_where: str = ""
+    style_folder: Path | None = None  # folder of the file with the last pair_style line
     # (where, folder, words) of every pair_coeff line after the last pair_style
     coeffs: list[tuple[str, Path, list[str]]] = field(default_factory=list)
     depth: int = 0
@@ -890,6 +1440,7 @@ def _read_include(path: Path, rd: _Reader) -> None:
             if not args:
                 raise PotentialError(f"{where}: pair_style needs a style")
             rd.style, rd.style_where, rd.coeffs = (args[0], args[1:]), where, []
+            rd.style_folder = folder
         elif cmd == "pair_coeff":
             if rd.style is None:
                 raise PotentialError(f"{where}: pair_coeff before pair_style")
@@ -932,6 +1483,7 @@ class _StyleSpec:
     args: list[str]
     coeffs: list[tuple[str, Path, list[str]]] = field(default_factory=list)
     scale: float = 1.0
+    folder: Path | None = None  # where file names of the pair_style line resolve from
 
 
 def _type_range(spec: str, ntypes: int, where: str) -> range:
@@ -1052,12 +1604,78 @@ def _parse_zero(spec: _StyleSpec, ntypes: int | None, where: str, hybrid: bool) 
     return None  # no energy, no forces
 
 
-def _parse_mliap(spec: _StyleSpec, ntypes: int | None, where: str, hybrid: bool):
-    # The hook for the neural-network (and linear/quadratic mliap) models: read the model and
-    # descriptor files named in spec.args and return a style object with `cutoff`, the element
-    # of each type (`type_elements`) and `evaluate(positions, cell, pbc, types, threads)`.
-    raise PotentialError(f"{where}: pair_style mliap is not supported yet (use pair_style snap "
-                         "files for linear and quadratic SNAP)")
+def _parse_mliap(spec: _StyleSpec, ntypes: int | None, where: str, hybrid: bool) -> MliapStyle:
+    args, k = list(spec.args), 0
+    files: dict[str, tuple[str, str]] = {}
+    while k < len(args):
+        key = args[k]
+        if key == "unified":
+            raise PotentialError(f"{where}: pair_style mliap unified (a Python model) is not "
+                                 "supported")
+        if key not in ("model", "descriptor") or k + 2 >= len(args):
+            raise PotentialError(f"{where}: pair_style mliap needs 'model KIND FILE descriptor "
+                                 f"sna FILE', got {' '.join(args)!r}")
+        files[key] = (args[k + 1], args[k + 2])
+        k += 3
+    if set(files) != {"model", "descriptor"}:
+        raise PotentialError(f"{where}: pair_style mliap needs both model and descriptor")
+    mkind, mname = files["model"]
+    dkind, dname = files["descriptor"]
+    if mkind not in ("linear", "quadratic", "nn"):
+        extra = (" (a pickled PyTorch model run by LAMMPS's Python; export it as model nn)"
+                 if mkind == "mliappy" else "")
+        raise PotentialError(f"{where}: mliap model {mkind!r} is not supported{extra}; "
+                             "supported: linear, quadratic, nn")
+    if dkind != "sna":
+        raise PotentialError(f"{where}: mliap descriptor {dkind!r} is not supported (sna)")
+    folder = spec.folder or Path(".")
+    mfile, dfile = _resolve(mname, folder, where), _resolve(dname, folder, where)
+    if len(spec.coeffs) != 1:
+        raise PotentialError(f"{where}: pair_style mliap needs exactly one pair_coeff line, got "
+                             f"{len(spec.coeffs)}")
+    cw, _, words = spec.coeffs[0]
+    if len(words) < 3 or words[:2] != ["*", "*"]:
+        raise PotentialError(f"{cw}: mliap needs 'pair_coeff * * El1 El2 ...'")
+    return mliap_style(mfile, dfile, mkind, tuple(None if e == "NULL" else e for e in words[2:]),
+                       ntypes=ntypes, where=cw)
+
+
+def mliap_style(model_file, descriptor_file, kind: str, type_elements: Sequence[str | None],
+                ntypes: int | None = None, where: str | None = None) -> MliapStyle:
+    """A :class:`MliapStyle` from its model file (of ``kind`` linear, quadratic or nn), its
+    ``descriptor sna`` file and the element of each LAMMPS type (None: NULL)."""
+    model_file, descriptor_file = Path(model_file), Path(descriptor_file)
+    where = where or str(model_file)
+    params = read_mliap_descriptor(descriptor_file)
+    elements = tuple(params["elements"])
+    if ntypes is not None and len(type_elements) != ntypes:
+        raise PotentialError(f"{where}: {len(type_elements)} element names for {ntypes} types")
+    unknown = [e for e in type_elements if e is not None and e not in elements]
+    if unknown:
+        raise PotentialError(f"{where}: element {unknown[0]} is not in the descriptor file "
+                             f"{descriptor_file.name} (elems {' '.join(elements)})")
+    if all(e is None for e in type_elements):
+        raise PotentialError(f"{where}: every type is NULL: mliap has nothing to compute")
+    model = read_mliap_model(model_file, kind)
+    try:
+        desc = mliap_descriptor(params, quadratic=kind == "quadratic")
+    except ValueError as exc:
+        raise PotentialError(f"{descriptor_file}: {exc}") from None
+    nd = int(desc.ncoeff)
+    if model.nelements != len(elements):
+        raise PotentialError(f"{model_file}: {model.nelements} element blocks, the descriptor "
+                             f"file {descriptor_file.name} has {len(elements)} elements")
+    if isinstance(model, MliapNN):
+        if model.ndescriptors != nd:
+            raise PotentialError(f"{model_file}: the network takes {model.ndescriptors} "
+                                 f"descriptors, descriptor sna gives {nd} (twojmax "
+                                 f"{params['twojmax']}{', chemflag' if params['chemflag'] else ''})")
+    elif model.coefficients.shape[1] != 1 + int(desc.nvalues):
+        raise PotentialError(f"{model_file}: {model.coefficients.shape[1]} parameters per "
+                             f"element, a {kind} model of {nd} descriptors needs "
+                             f"{1 + int(desc.nvalues)}")
+    return MliapStyle(model_file, descriptor_file, tuple(type_elements), elements, params,
+                      model, desc)
 
 
 #: Parsers of the supported pair styles: ``parser(spec, ntypes, where, hybrid)`` returns a style
@@ -1067,7 +1685,10 @@ def _parse_mliap(spec: _StyleSpec, ntypes: int | None, where: str, hybrid: bool)
 STYLE_PARSERS: dict[str, Callable] = {
     "snap": _parse_snap, "zbl": _parse_zbl, "zero": _parse_zero, "mliap": _parse_mliap,
 }
-_SUPPORTED = "snap, zbl, zero and hybrid/overlay or hybrid/scaled of them"
+_SUPPORTED = ("snap, zbl, zero, mliap (model linear, quadratic or nn; descriptor sna) and "
+              "hybrid/overlay or hybrid/scaled of them")
+#: Styles whose pair_coeff line names the element of every type.
+_ELEMENT_STYLES = ("snap", "mliap")
 _SUFFIXES = ("omp", "opt", "kk", "intel", "gpu")
 
 
@@ -1140,7 +1761,9 @@ def _build(rd: _Reader, source: Path) -> Potential:
             raise PotentialError(f"pair_style {kind} is not supported ({source}); supported: "
                                  f"{_SUPPORTED}")
         specs = [_StyleSpec(kind, list(args), list(rd.coeffs))]
-    order = sorted(specs, key=lambda s: s.name != "snap")
+    for spec in specs:
+        spec.folder = rd.style_folder
+    order = sorted(specs, key=lambda s: s.name not in _ELEMENT_STYLES)
     ntypes = None
     terms: list[tuple[float, Any]] = []
     type_elements: list[str | None] | None = None
@@ -1148,8 +1771,17 @@ def _build(rd: _Reader, source: Path) -> Potential:
         style = STYLE_PARSERS[spec.name](spec, ntypes, where, hybrid)
         if style is None:
             continue
-        if spec.name == "snap":
-            type_elements = list(style.type_elements)
+        if spec.name in _ELEMENT_STYLES:
+            if type_elements is None:
+                type_elements = list(style.type_elements)
+            else:  # a second element style: its names fill the first one's NULL types
+                clash = [t + 1 for t, (a, b) in enumerate(zip(type_elements, style.type_elements))
+                         if a is not None and b is not None and a != b]
+                if clash:
+                    raise PotentialError(f"{where}: the pair_coeff lines name different elements "
+                                         f"for type {clash[0]}")
+                type_elements = [a if a is not None else b
+                                 for a, b in zip(type_elements, style.type_elements)]
             ntypes = len(type_elements)
         terms.append((spec.scale, style))
     zbl = next((s for _, s in terms if isinstance(s, ZBLStyle)), None)

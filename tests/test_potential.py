@@ -172,7 +172,7 @@ SNAP = "pair_coeff * * a.snapcoeff a.snapparam Ta\n"
     ("pair_style hybrid/overlay snap lj/cut 5.0\n",
      r"^pair_style lj/cut is not supported \(.*p\.mod\)"),
     ("pair_style mliap model linear a.model descriptor sna a.desc\n",
-     r"p\.mod line 1: pair_style mliap is not supported yet"),
+     r"p\.mod line 1: file 'a\.model' not found"),
     ("pair_style hybrid snap zbl 1 2\n", r"pair_style hybrid is not supported .*hybrid/overlay"),
     ("pair_style snap\npair_coeff * * b.snapcoeff a.snapparam Ta\n",
      r"p\.mod line 2: file 'b\.snapcoeff' not found \(looked in "),
