@@ -24,7 +24,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Rows", "Prediction", "LinearModel", "TrainableModel", "Predictor",
+__all__ = ["Rows", "Prediction", "LinearModel", "RowsInPlace", "TrainableModel", "Predictor",
            "LinearPredictor", "VOIGT"]
 
 #: Voigt order of stress and virial components everywhere in mpisnap: xx yy zz yz xz xy.
@@ -103,6 +103,20 @@ class LinearModel(Protocol):
     def symmetrize(self, coefficients: np.ndarray) -> np.ndarray: ...
 
     def coefficient_blocks(self, coefficients: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+@runtime_checkable
+class RowsInPlace(Protocol):
+    """A linear model that can write one configuration's rows straight into caller-owned memory,
+    computing its descriptors a block of atoms at a time (bounded memory for huge
+    configurations): ``rows_into(A, config, reference, eshift, kinds)`` fills ``A`` (shape
+    ``(row_count(config, kinds), ncols)``) and returns ``(b, kind, atom, component)`` as in
+    :class:`Rows`."""
+
+    def row_count(self, config: Any, kinds: tuple[bool, bool, bool] = (True, True, True)) -> int: ...
+
+    def rows_into(self, A: np.ndarray, config: Any, reference: Any = None, eshift: float = 0.0,
+                  kinds: tuple[bool, bool, bool] = (True, True, True)) -> tuple: ...
 
 
 @runtime_checkable

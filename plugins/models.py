@@ -18,6 +18,7 @@ import numpy as np
 
 from mpisnap import Descriptor, units
 from mpisnap.hookspecs import hookimpl
+from mpisnap.potential import coefficient_labels
 from mpisnap.records import ModelForm
 
 #: eV/Å³ → bar (LAMMPS ``nktv2p`` for metal units; its one home is :mod:`mpisnap.units`).
@@ -50,30 +51,12 @@ class LinearSNAP:
         """(ntypes, nvalues) multiplier of the descriptor columns (FitSNAP's blank2J)."""
         return self.descriptor.blank2J
 
-    def value_labels(self) -> list[str]:
-        """Labels of the nvalues columns of one block (LAMMPS component order)."""
-        tri = self.descriptor.triples
-        lin = []
-        nel = len(self.elements) if self.descriptor.chemflag else 1
-        for e in range(nel ** 3 if self.descriptor.chemflag else 1):
-            for k, (j1, j2, j) in enumerate(tri):
-                lab = f"B[{k}, {j1}, {j2}, {j}]"
-                if self.descriptor.chemflag:
-                    a, b, c = e // (nel * nel), (e // nel) % nel, e % nel
-                    lab = f"B{self.elements[a]}{self.elements[b]}{self.elements[c]}[{k}, {j1}, {j2}, {j}]"
-                lin.append(lab)
-        if not self.descriptor.quadraticflag:
-            return lin
-        quad = [f"{lin[k]}*{lin[l]}" for k in range(len(lin)) for l in range(k, len(lin))]
-        return lin + quad
-
     def column_names(self) -> list[str]:
-        names = []
-        for el in self.elements:
-            if self.const:
-                names.append(f"{el}:B0")
-            names += [f"{el}:{lab}" for lab in self.value_labels()]
-        return names
+        """``element:label`` per column: ``B0`` for the constant column, then the LAMMPS
+        labels of :func:`mpisnap.potential.coefficient_labels` (the ones the ``.snapcoeff``
+        comments carry)."""
+        block = (["B0"] if self.const else []) + coefficient_labels(self.descriptor)
+        return [f"{el}:{lab}" for el in self.elements for lab in block]
 
     def diagonal_columns(self) -> np.ndarray:
         """Indices (within a block's nvalues) of the quadratic diagonal ½ B_k² columns."""

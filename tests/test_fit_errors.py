@@ -359,12 +359,12 @@ def cli(capsys, *argv) -> tuple[int, list[str]]:
 @pytest.fixture
 def no_work(monkeypatch):
     """Computing descriptors is an internal error: proves a check happened before the fit."""
-    from mpisnap import pipeline
+    from mpisnap.pipeline import rows
 
     def build_shard(*a, **k):
         raise AssertionError("descriptors computed")
 
-    monkeypatch.setattr(pipeline, "build_shard", build_shard)
+    monkeypatch.setattr(rows, "build_shard", build_shard)
 
 
 def previous_outputs(out: Path) -> None:
@@ -485,12 +485,12 @@ def test_garbage_from_store(tmp_path, example, capsys):
 
 def test_internal_error_is_one_line_and_debug_shows_the_traceback(tmp_path, example, capsys,
                                                                   monkeypatch):
-    from mpisnap import pipeline
+    from mpisnap.pipeline import rows
 
     def broken(*a, **k):
         return 1 / 0
 
-    monkeypatch.setattr(pipeline, "build_shard", broken)
+    monkeypatch.setattr(rows, "build_shard", broken)
     out = tmp_path / "out"
     status, err = cli(capsys, "fit", example / "Cu_EMT.in", "--output-dir", out)
     assert status == 1

@@ -1,0 +1,84 @@
+"""Stage 2, plan: list the training set (identically on every rank) and give each rank its
+configurations, balanced by estimated descriptor cost."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..comm import agree
+from ..data import training_set
+from ..errors import FitError
+from ..partition import assign, imbalance
+from .reading import load
+from .setup import Setup
+
+__all__ = ["Partition", "plan", "estimate_costs", "own_all"]
+
+log = logging.getLogger("mpisnap")
+
+
+@dataclass
+class Partition:
+    """Which configurations this rank computes: ``entries`` the global training-set listing
+    (:class:`~mpisnap.data.TrainingEntry`, identical on every rank), ``mine`` the indices of this
+    rank's entries, and the global names the row labels index (``config_names``,
+    ``group_names``)."""
+
+    entries: list
+    mine: np.ndarray
+    config_names: list[str]
+    group_names: list[str]
+
+
+def own_all(entries, group_names) -> Partition:
+    """A partition in which this rank owns every entry (one process, or entries already split,
+    e.g. new configurations to fold into an existing fit)."""
+    return Partition(list(entries), np.arange(len(entries)), [e.ref.name for e in entries],
+                     list(group_names))
+
+
+def estimate_costs(setup: Setup, entries, indices) -> dict[int, float]:
+    """Estimated descriptor cost (atoms × neighbours within the largest cutoff) of
+    ``entries[i]`` for each ``i`` in ``indices`` (reads those configurations)."""
+    b = setup.settings.bispectrum
+    sphere = 4.0 / 3.0 * np.pi * (2.0 * max(b.radelem) * b.rcutfac) ** 3
+    out = {}
+    for i in indices:
+        c = load(setup.reader, entries[i].ref, b.type)
+        vol = c.volume if all(c.pbc) else 0.0
+        neigh = c.natoms / vol * sphere if vol > 0 else c.natoms
+        out[i] = c.natoms * (1.0 + neigh)
+    return out
+
+
+def plan(comm, setup: Setup) -> Partition:
+    """List the training set (identically on every rank) and assign configurations to ranks by
+    estimated cost, atoms × neighbours. Each rank estimates a 1/P round-robin share (reading those
+    configurations once), the estimates are exchanged (one number per configuration), and
+    :func:`mpisnap.partition.assign` balances them; each rank then reads only its own."""
+    settings = setup.settings
+    groups = [g.name for g in settings.groups]
+
+    def listing():
+        entries = training_set(settings, setup.reader)
+        if not entries:
+            raise FitError("no training configurations: check [PATH] dataPath and [GROUPS]")
+        return entries
+
+    entries = agree(comm, listing)  # (no collective inside a function given to agree)
+    if comm.size == 1:
+        return own_all(entries, groups)
+    local = agree(comm, estimate_costs, setup, entries, range(comm.rank, len(entries), comm.size))
+    costs = np.zeros(len(entries))
+    for part in comm.allgather(local):
+        for i, v in part.items():
+            costs[i] = v
+    owner = assign(costs, comm.size)
+    if comm.rank == 0:
+        log.info("partition: %d configurations over %d ranks, cost (atoms x neighbours) "
+                 "imbalance %.1f%%", len(entries), comm.size,
+                 100 * imbalance(costs, owner, comm.size))
+    return Partition(entries, np.flatnonzero(owner == comm.rank), [e.ref.name for e in entries],
+                     groups)
