@@ -10,7 +10,7 @@ physical are refused as corrupt data or a wrong unit — coordinates (positions 
 beyond ±:data:`MAX_COORDINATE` Å (1 cm), energies beyond :data:`MAX_ENERGY_PER_ATOM` eV per atom
 in magnitude (all-electron total energies stay below ~1e6 eV/atom), force components beyond
 :data:`MAX_FORCE` eV/Å, stress components beyond :data:`MAX_STRESS` bar (1e8 GPa). Together with
-the weight bound of :data:`mpisnap.data.MAX_WEIGHT` this keeps every weighted, squared row of the
+the weight bound of :data:`mpisnap.training_set.MAX_WEIGHT` this keeps every weighted, squared row of the
 least-squares problem far inside the double range.
 """
 from __future__ import annotations

@@ -198,7 +198,7 @@ def read_store(comm, path, settings) -> tuple[DesignShard, dict]:
     weights and train/test flags from ``settings``. Collective only in that every rank reads."""
     import h5py
 
-    from .data import training_set
+    from .training_set import training_set
 
     path = os.fspath(path)
     if not os.path.exists(path):

@@ -117,7 +117,7 @@ def end_to_end(input_path: str, threads: int) -> dict:
 
 # -- 3. descriptors vs LAMMPS ---------------------------------------------------------------
 def load_configs(input_path: str):
-    from mpisnap.data import training_set
+    from mpisnap.training_set import training_set
     from mpisnap.plugin_manager import build_registry, get_plugin_manager
     from mpisnap.settings import load_settings
 

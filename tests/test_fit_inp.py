@@ -70,7 +70,7 @@ def test_metrics_in_lammps_frame_equal_the_standard(inp):
     settings = result.settings
     reg = build_registry(get_plugin_manager(autoload=False))
     reader = reg.get("readers", settings.scraper.scraper)
-    from mpisnap.data import training_set
+    from mpisnap.training_set import training_set
 
     entries = training_set(settings, reader)
     shard = result.shard

@@ -102,7 +102,7 @@ def test_teacher_recovery_on_three_ranks(tmp_path):
 def test_error_on_a_nonzero_rank_ends_the_run_with_its_message(tmp_path):
     work = tmp_path / "Cu_EMT"
     shutil.copytree(EXAMPLE, work)
-    from mpisnap.data import training_set
+    from mpisnap.training_set import training_set
     from mpisnap.partition import assign
     from mpisnap.pipeline import estimate_costs, prepare
 

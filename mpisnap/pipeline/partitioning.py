@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..comm import agree
-from ..data import training_set
+from ..training_set import training_set
 from ..errors import FitError
 from ..partition import assign, imbalance
 from .reading import load
@@ -22,7 +22,7 @@ log = logging.getLogger("mpisnap")
 @dataclass
 class Partition:
     """Which configurations this rank computes: ``entries`` the global training-set listing
-    (:class:`~mpisnap.data.TrainingEntry`, identical on every rank), ``mine`` the indices of this
+    (:class:`~mpisnap.training_set.TrainingEntry`, identical on every rank), ``mine`` the indices of this
     rank's entries, and the global names the row labels index (``config_names``,
     ``group_names``)."""
 
