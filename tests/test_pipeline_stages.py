@@ -167,3 +167,32 @@ def test_layout_rules():
     for path in core:
         bad = {m for m in _imports(path) if m == "mpisnap.plugins" or m.startswith("mpisnap.plugins.")}
         assert not bad, f"{path.relative_to(REPO)} imports {sorted(bad)}"
+
+
+def test_fold_blocks_give_cross_validation_residuals(staged):
+    """Per (fold, group, kind) blocks: the fit without fold f, from blocks, equals a fit of the
+    raw rows without fold f; the held-out residual from the block equals the raw rows'."""
+    from mpisnap.pipeline.folds import BlockIndex, assign_folds, combine, residual
+
+    comm, setup, pl, shard = staged
+    folds = assign_folds(pl.entries, 3, seed=7)
+    assert set(folds[[not e.test for e in pl.entries]].tolist()) == {0, 1, 2}
+    assert (folds[[e.test for e in pl.entries]] == -1).all()
+    np.testing.assert_array_equal(folds, assign_folds(pl.entries[::-1], 3, seed=7)[::-1])
+    index = BlockIndex(folds, len(pl.group_names))
+    blocks = finalize(comm, compress_shard(shard, key=index.key), shard.A.shape[1])
+    row_fold = folds[shard.labels["config"]]
+    t = shard.train
+    for f in range(3):
+        system = combine(blocks, lambda c: 0.0 if index.decode(c)[0] == f else 1.0)
+        beta = np.linalg.lstsq(system.R, system.qb, rcond=None)[0]
+        keep = t & (row_fold != f)
+        sw = shard.w[keep]
+        beta_raw = np.linalg.lstsq(shard.A[keep] * sw[:, None], shard.b[keep] * sw,
+                                   rcond=None)[0]
+        np.testing.assert_allclose(beta, beta_raw, rtol=1e-7, atol=1e-9 * np.abs(beta_raw).max())
+        held = [c for c in blocks if index.decode(c)[0] == f]
+        out = t & (row_fold == f)
+        r = shard.w[out] * (shard.A[out] @ beta - shard.b[out])
+        np.testing.assert_allclose(sum(residual(blocks[c], beta) for c in held), r @ r,
+                                   rtol=1e-9)
