@@ -24,6 +24,7 @@ BUILTINS = (
     "mpisnap.plugins.solvers",
     "mpisnap.plugins.writers",
     "mpisnap.plugins.references",
+    "mpisnap.plugins.nn",
     "mpisnap.settings.sections",
 )
 ENTRY_POINT_GROUP = "mpisnap"

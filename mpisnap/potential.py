@@ -1181,14 +1181,25 @@ class MliapStyle:
         return energies, forces, w
 
 
-def nn_energies_forces(model: MliapNN, descriptor, positions, cell, pbc, elements, threads=None):
-    """Per-atom energies (eV), forces (eV/Å) and virial (eV, Voigt) of ``model`` on atoms of
-    0-based ``elements`` (the descriptor's), by the chain rule: F_m = Σ_p [i_p = m] c_p −
-    Σ_p [j_p = m] c_p with c_p = ∂B_i/∂r_in · dE_i/dB_i over the neighbour images p (sparse:
-    no dense N×N array), W = −Σ_p r_in ⊗ c_p."""
-    d = descriptor.compute(positions=positions, cell=cell, pbc=pbc, types=elements,
-                           forces=False, virial=False, pairs=True, threads=threads)
-    energies, beta = model.evaluate(d.B, elements)
+def nn_energies_forces(model, descriptor, positions, cell, pbc, elements, threads=None,
+                       mask=None, descriptors=None):
+    """Per-atom energies (eV), forces (eV/Å) and virial (eV, Voigt) of a network ``model``
+    (anything with ``evaluate(B, elements) -> (E_i, dE_i/dB_i)``, e.g. :class:`MliapNN`) on
+    atoms of 0-based ``elements`` (the descriptor's), by the chain rule: F_m = Σ_p [i_p = m] c_p
+    − Σ_p [j_p = m] c_p with c_p = ∂B_i/∂r_in · dE_i/dB_i over the neighbour images p (sparse:
+    no dense N×N array), W = −Σ_p r_in ⊗ c_p. ``mask`` (nelements, ndescriptors): multiplies
+    each atom's descriptors (per-element band limits); ``descriptors``: the
+    :class:`mpisnap.DescriptorResult` with ``pairs`` if already computed."""
+    d = descriptors if descriptors is not None else descriptor.compute(
+        positions=positions, cell=cell, pbc=pbc, types=elements, forces=False, virial=False,
+        pairs=True, threads=threads)
+    B = d.B
+    m = None if mask is None else np.asarray(mask)[elements]
+    if m is not None:
+        B = B * m
+    energies, beta = model.evaluate(B, elements)
+    if m is not None:
+        beta = beta * m
     p = d.pairs
     c = np.einsum("pak,pk->pa", p.dBdr, beta[p.i])
     n = len(energies)

@@ -44,6 +44,9 @@ BUILTINS = {
     "writers": (["snap", "metrics", "dumps", "parity"], "mpisnap.plugins.writers"),
     "reference_potentials": (["zbl", "lammps"], "mpisnap.plugins.references"),
 }
+#: The built-in neural-network plugin: its records by family (one provider for several families).
+BUILTIN_NN = ("mpisnap.plugins.nn", {"model_forms": ["nn"], "solvers": ["PYTORCH"],
+                                     "writers": ["mliap", "nn-state", "loss"]})
 #: The built-in settings sections (listed by ``mpisnap plugins`` too) and their provider.
 BUILTIN_SECTIONS = (list(SECTION_ORDER), "mpisnap.settings.sections")
 
@@ -385,7 +388,8 @@ def test_autoload_switch(monkeypatch):
     monkeypatch.setenv(DISABLE_AUTOLOAD, "1")
     pm = get_plugin_manager()
     names = {pm.get_name(p) for p in pm.get_plugins()}
-    assert names == {provider for _, provider in BUILTINS.values()} | {BUILTIN_SECTIONS[1]}
+    assert names == ({provider for _, provider in BUILTINS.values()} | {BUILTIN_SECTIONS[1]}
+                     | {BUILTIN_NN[0]})
     monkeypatch.delenv(DISABLE_AUTOLOAD)
     pm = get_plugin_manager(autoload=False)
     assert {pm.get_name(p) for p in pm.get_plugins()} == names
@@ -402,7 +406,8 @@ def test_plugins_command_lists_the_builtins(monkeypatch, capsys):
     listing = _plugins_listing(capsys.readouterr().out)
     assert set(listing) == set(BUILTINS) | {"settings_sections"}
     for family, (names, provider) in BUILTINS.items():
-        assert listing[family] == dict.fromkeys(names, provider), family
+        nn = dict.fromkeys(BUILTIN_NN[1].get(family, []), BUILTIN_NN[0])
+        assert listing[family] == dict.fromkeys(names, provider) | nn, family
     names, provider = BUILTIN_SECTIONS
     assert listing["settings_sections"] == dict.fromkeys(names, provider)
 
@@ -654,9 +659,12 @@ def test_auto_model_form_is_the_accepting_form_of_lowest_priority(tmp_path):
     assert small.model.name == "mine"
 
 
-def test_auto_model_form_for_a_neural_network_input_says_what_is_missing():
+def test_auto_model_form_for_a_neural_network_input_says_what_is_missing(monkeypatch):
     import mpisnap
+    from mpisnap import plugin_manager
 
+    monkeypatch.setattr(plugin_manager, "BUILTINS", tuple(
+        b for b in plugin_manager.BUILTINS if b != BUILTIN_NN[0]))  # no nn form installed
     example = Path(__file__).resolve().parents[1] / "examples" / "Cu_EMT" / "Cu_EMT.in"
     with pytest.raises(PluginError, match=r"no installed model form accepts.*'nn'"):
         mpisnap.fit(example, write=False, overrides=["SOLVER.solver=PYTORCH"])

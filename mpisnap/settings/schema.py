@@ -156,7 +156,9 @@ class ArdSettings:
 
 @dataclass(frozen=True)
 class PytorchSettings:
-    """``[PYTORCH]``; ``layer_sizes`` holds ``"num_desc"`` and/or ints; None = not given."""
+    """``[PYTORCH]`` (the ``nn`` model form); ``layer_sizes`` holds ``"num_desc"`` and/or ints;
+    None = not given. FitSNAP's keys first, then mpisnap's extensions (documented defaults; see
+    the README section on neural networks)."""
 
     layer_sizes: tuple[str | int, ...] = ("num_desc", 512, 512, 1)
     learning_rate: float = 1e-2
@@ -173,6 +175,21 @@ class PytorchSettings:
     save_state_output: str = "FitTorchModel"
     save_state_input: str | None = None
     output_file: str = "FitTorch_Pytorch.pt"
+    #: 1 = float32, 2 = float64 (FitSNAP's codes; FitSNAP defaults to float32, mpisnap to
+    #: float64: None = not given = float64).
+    dtype_setting: int | None = None
+    #: mpisnap extensions.
+    activation: str = "tanh"
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    scheduler: str = "plateau"
+    scheduler_patience: int = 49
+    scheduler_factor: float = 0.5
+    stress_weight: float | None = None
+    validation_fraction: float = 0.0
+    early_stopping: int = 0
+    seed: int = 0
+    ensemble: int = 1
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,10 @@ def ard(raw: Raw, r: SectionContext) -> ArdSettings:
     return ArdSettings(**{k: _nonneg(r, k, getattr(d, k)) for k in _fields(ArdSettings)})
 
 
+#: Activations the nn form trains with; LAMMPS ``model nn`` runs the first four.
+PYTORCH_ACTIVATIONS = ("tanh", "sigmoid", "relu", "linear", "softplus", "silu", "elu")
+
+
 def pytorch(raw: Raw, r: SectionContext) -> PytorchSettings:
     d = PytorchSettings()
     layers: tuple = d.layer_sizes
@@ -165,20 +169,30 @@ def pytorch(raw: Raw, r: SectionContext) -> PytorchSettings:
                 layers += (int(tok),)
             else:
                 r.fail("layer_sizes", f"expected positive integers or 'num_desc', got {tok!r}")
+        r.require("layer_sizes", len(layers) >= 2 and layers[-1] == 1,
+                  "needs the input size (num_desc), any hidden layer sizes and the output size "
+                  f"1, e.g. 'num_desc 64 64 1'; got {raw['layer_sizes'].strip()!r}")
+        r.require("layer_sizes", "num_desc" not in layers[1:],
+                  "num_desc (the number of descriptors) can only be the first entry")
 
     def pos_int(key: str) -> int:
         v = r.get(key, p_int, getattr(d, key))
         r.require(key, v >= 1, f"must be >= 1, got {v}")
         return v
 
+    def nonneg(key: str, default):
+        v = r.get(key, p_float, default)
+        r.require(key, v is None or (v >= 0 and math.isfinite(v)),
+                  f"must be a finite number >= 0, got {v}")
+        return v
+
     learning_rate = r.get("learning_rate", p_float, d.learning_rate)
-    r.require("learning_rate", learning_rate > 0, f"must be > 0, got {learning_rate}")
-    ew = r.get("energy_weight", p_float, None)
-    fw = r.get("force_weight", p_float, None)
+    r.require("learning_rate", learning_rate > 0 and math.isfinite(learning_rate),
+              f"must be > 0, got {learning_rate}")
+    ew = nonneg("energy_weight", None)
+    fw = nonneg("force_weight", None)
     r.require("energy_weight", (ew is None) == (fw is None),
               "energy_weight and force_weight must be given together")
-    for key, v in (("energy_weight", ew), ("force_weight", fw)):
-        r.require(key, v is None or v >= 0, f"must be >= 0, got {v}")
     tf = r.get("training_fraction", p_float, None)
     r.require("training_fraction", tf is None or 0 < tf <= 1, f"must lie in (0, 1], got {tf}")
     meo = r.get("multi_element_option", p_int, 1)
@@ -186,6 +200,19 @@ def pytorch(raw: Raw, r: SectionContext) -> PytorchSettings:
               f"must be 1 (one shared network) or 2 (one per element), got {meo}")
     nel = r.get("num_elements", p_int, None)
     r.require("num_elements", nel is None or nel >= 1, f"must be >= 1, got {nel}")
+    dtype = r.get("dtype_setting", p_int, None)
+    r.require("dtype_setting", dtype in (None, 1, 2),
+              f"must be 1 (float32) or 2 (float64), got {dtype}")
+    vf = r.get("validation_fraction", p_float, 0.0)
+    r.require("validation_fraction", 0 <= vf < 1, f"must lie in [0, 1), got {vf}")
+    early = r.get("early_stopping", p_int, 0)
+    r.require("early_stopping", early >= 0, f"must be >= 0 (epochs; 0: off), got {early}")
+    r.require("early_stopping", early == 0 or vf > 0,
+              "needs a validation set: set validation_fraction > 0")
+    factor = r.get("scheduler_factor", p_float, d.scheduler_factor)
+    r.require("scheduler_factor", 0 < factor < 1, f"must lie in (0, 1), got {factor}")
+    seed = r.get("seed", p_int, 0)
+    r.require("seed", seed >= 0, f"must be >= 0, got {seed}")
     return PytorchSettings(
         layer_sizes=layers, learning_rate=learning_rate, num_epochs=pos_int("num_epochs"),
         batch_size=pos_int("batch_size"), save_freq=pos_int("save_freq"), energy_weight=ew,
@@ -195,6 +222,14 @@ def pytorch(raw: Raw, r: SectionContext) -> PytorchSettings:
         save_state_output=r.get("save_state_output", p_str, d.save_state_output),
         save_state_input=r.get("save_state_input", p_str, None),
         output_file=r.get("output_file", p_str, d.output_file),
+        dtype_setting=dtype,
+        activation=r.get("activation", p_choice(*PYTORCH_ACTIVATIONS, upper=False), "tanh"),
+        optimizer=r.get("optimizer", p_choice("adam", "adamw", "sgd", upper=False), "adam"),
+        weight_decay=nonneg("weight_decay", 0.0),
+        scheduler=r.get("scheduler", p_choice("plateau", "none", upper=False), "plateau"),
+        scheduler_patience=pos_int("scheduler_patience"), scheduler_factor=factor,
+        stress_weight=nonneg("stress_weight", None), validation_fraction=vf,
+        early_stopping=early, seed=seed, ensemble=pos_int("ensemble"),
     )
 
 
