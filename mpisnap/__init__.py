@@ -20,6 +20,10 @@ def __getattr__(name):  # lazy exports: ``import mpisnap`` does not import ase
         from .calculator import Calculator
 
         return Calculator
+    if name == "tune":
+        from .tuning import tune
+
+        return tune
     raise AttributeError(f"module 'mpisnap' has no attribute {name!r}")
 
 
@@ -31,4 +35,4 @@ def fit(source, **kwargs):
 
 
 __all__ = ["Calculator", "Descriptor", "DescriptorResult", "PairDerivatives", "fit", "hookimpl",
-           "__version__"]
+           "tune", "__version__"]

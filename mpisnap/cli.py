@@ -69,7 +69,9 @@ def _common_options() -> argparse.ArgumentParser:
 
 
 #: Verbs defined in their own modules (see the module docstring), by name.
-VERBS: dict[str, str] = {}
+VERBS: dict[str, str] = {
+    "tune": "mpisnap.tuning.cli",
+}
 
 
 def job_options() -> argparse.ArgumentParser:

@@ -26,6 +26,7 @@ BUILTINS = (
     "mpisnap.plugins.references",
     "mpisnap.plugins.nn",
     "mpisnap.settings.sections",
+    "mpisnap.plugins.tuning",
 )
 ENTRY_POINT_GROUP = "mpisnap"
 DISABLE_AUTOLOAD = "MPISNAP_DISABLE_PLUGIN_AUTOLOAD"
