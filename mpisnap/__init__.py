@@ -20,6 +20,10 @@ def __getattr__(name):  # lazy exports: ``import mpisnap`` does not import ase
         from .calculator import Calculator
 
         return Calculator
+    if name == "generate":
+        from .generation import generate
+
+        return generate
     if name == "tune":
         from .tuning import tune
 
@@ -34,5 +38,5 @@ def fit(source, **kwargs):
     return _fit(source, **kwargs)
 
 
-__all__ = ["Calculator", "Descriptor", "DescriptorResult", "PairDerivatives", "fit", "hookimpl",
-           "tune", "__version__"]
+__all__ = ["Calculator", "Descriptor", "DescriptorResult", "PairDerivatives", "fit", "generate",
+           "hookimpl", "tune", "__version__"]

@@ -26,6 +26,7 @@ BUILTINS = (
     "mpisnap.plugins.references",
     "mpisnap.plugins.nn",
     "mpisnap.settings.sections",
+    "mpisnap.plugins.generation",
     "mpisnap.plugins.tuning",
 )
 ENTRY_POINT_GROUP = "mpisnap"

@@ -49,6 +49,8 @@ BUILTIN_NN = ("mpisnap.plugins.nn", {"model_forms": ["nn"], "solvers": ["PYTORCH
                                      "writers": ["mliap", "nn-state", "loss"]})
 #: The built-in settings sections (listed by ``mpisnap plugins`` too) and their provider.
 BUILTIN_SECTIONS = (list(SECTION_ORDER), "mpisnap.settings.sections")
+#: The sections of one verb that built-in plugins bring, by name: their provider.
+BUILTIN_VERB_SECTIONS = {"GENERATE": "mpisnap.plugins.generation", "TUNE": "mpisnap.plugins.tuning"}
 
 
 def _hooks() -> dict[str, types.FunctionType]:
@@ -290,7 +292,7 @@ def test_plugin_section_unknown_without_the_plugin(plugin_site, tmp_path):
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert proc.stderr.strip() == (
         "mpisnap: error: with_section.in: [EXAMPLE]: unknown section; known sections (from the "
-        "installed plugins): " + ", ".join(SECTION_ORDER))
+        "installed plugins): " + ", ".join([*SECTION_ORDER, *BUILTIN_VERB_SECTIONS]))
     assert not out.exists() or not list(out.iterdir())
 
 
@@ -389,7 +391,7 @@ def test_autoload_switch(monkeypatch):
     pm = get_plugin_manager()
     names = {pm.get_name(p) for p in pm.get_plugins()}
     assert names == ({provider for _, provider in BUILTINS.values()} | {BUILTIN_SECTIONS[1]}
-                     | {BUILTIN_NN[0]})
+                     | set(BUILTIN_VERB_SECTIONS.values()) | {BUILTIN_NN[0]})
     monkeypatch.delenv(DISABLE_AUTOLOAD)
     pm = get_plugin_manager(autoload=False)
     assert {pm.get_name(p) for p in pm.get_plugins()} == names
@@ -409,7 +411,7 @@ def test_plugins_command_lists_the_builtins(monkeypatch, capsys):
         nn = dict.fromkeys(BUILTIN_NN[1].get(family, []), BUILTIN_NN[0])
         assert listing[family] == dict.fromkeys(names, provider) | nn, family
     names, provider = BUILTIN_SECTIONS
-    assert listing["settings_sections"] == dict.fromkeys(names, provider)
+    assert listing["settings_sections"] == dict.fromkeys(names, provider) | BUILTIN_VERB_SECTIONS
 
 
 def test_builtin_records_are_typed():
@@ -421,8 +423,11 @@ def test_builtin_records_are_typed():
             assert isinstance(rec, cls) and rec.name and rec.description, rec
     assert {r.kind for r in registry.all("model_forms")} <= {"linear", "nonlinear"}
     names, provider = BUILTIN_SECTIONS
-    assert registry.names("settings_sections") == names
+    assert registry.names("settings_sections") == names + list(BUILTIN_VERB_SECTIONS)
     assert {registry.providers[("settings_sections", n.lower())] for n in names} == {provider}
+    for name, verb_provider in BUILTIN_VERB_SECTIONS.items():
+        assert registry.providers[("settings_sections", name.lower())] == verb_provider
+        assert registry.get("settings_sections", name).verb is not None
 
 
 # ------------------------------------------------------------------------------ meta-tests
