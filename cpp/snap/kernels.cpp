@@ -1,22 +1,35 @@
 // The SNAP compute kernels. This file is compiled once per SIMD level (generic, AVX2, AVX-512)
 // into the namespace SNAP_ISA_NS; compute.cpp dispatches at run time.
 //
-// Per centre atom i (spec: U -> Z -> B -> dB/dr):
-//  * neighbours are processed L at a time, one SIMD lane per neighbour, to build U_j and its
-//    three Cartesian derivatives by the Wigner recursion (full blocks, left half + symmetry);
+// Per group of L centre atoms (spec: U -> Z -> B -> dB/dr):
+//  * the group's neighbour images form one stream (atom by atom, in list order), processed L at
+//    a time, one SIMD lane per image, to build U_j and its three Cartesian derivatives by the
+//    Wigner recursion (full blocks, left half + symmetry). U_tot of each (atom, element) is
+//    accumulated lane-wise and reduced in a fixed order relative to the atom's first image, and
+//    the weighted derivatives dŨ (compact half entries, half-sum weights folded in) are stored
+//    as rows 3n+a of D, so nothing depends on how atoms are grouped (block sizes, threads);
 //  * atoms are processed L at a time, one SIMD lane per atom, for Z and B;
-//  * dB_i/dr_in is a block-sparse product: for each angular block jj, the weighted derivatives
-//    dŨ_jj of all neighbours (rows 3n+a, compact half entries with the half-sum weights folded
-//    in) are contracted with the per-atom Z vectors that feed each output column (three-term
-//    formula, tasks precomputed in Tables).
-// Configuration level, one block of centre atoms at a time (snap::Job): the block's per-pair
-// derivatives g = ∂B_i/∂r_in are kept, then scattered into the force rows per target atom in a
-// fixed order (centre atoms in atom order, so results are bitwise identical for any thread count
-// and any block size); virial and energy rows are summed in atom order.
+//  * dB_i/dr_in of one atom, for the neighbours of one element nu: for each block jj, the dot
+//    products P[u][row] = <dŨ_jj(row), Z_u> with every distinct Z vector u the derivative tasks
+//    read (a register-tiled product, SIMD over rows), then each output column as a short sum of
+//    coef * P[u] (Tables::DbPlan), transposed into rows [3n+a][column].
+// Configuration level, one block of centre atoms at a time (snap::Job): with one thread the force
+// rows are accumulated as each atom's derivatives are made (centre atoms in atom order); with
+// more, the block's per-pair derivatives g = ∂B_i/∂r_in are kept and scattered into the force
+// rows per target atom in the same fixed order, so results are bitwise identical for any thread
+// count and any block size; virial and energy rows are summed in atom order.
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <memory>
+#include <utility>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "job.hpp"
 #include "neighbors.hpp"
@@ -29,14 +42,103 @@
 namespace snap {
 namespace SNAP_ISA_NS {
 
-constexpr int L = 8;   // SIMD lanes (neighbours or atoms)
-constexpr int RB = 16;  // rows per register block in the dB kernel
-constexpr int TB = 4;  // tasks per register block in the dB kernel
+constexpr int L = 8;  // SIMD lanes (neighbours or atoms); dB rows per vector
+// dB product tile: up to UB Z vectors x RV vectors of L rows, in registers.
+#if defined(__AVX512F__)
+constexpr int UB = 12, RV = 2;
+#elif defined(__AVX2__)
+constexpr int UB = 3, RV = 2;
+#else
+constexpr int UB = 2, RV = 1;
+#endif
+constexpr int RVL = RV * L;  // rows per dB chunk
 
 namespace {
 
+// Allocator giving 64-byte (cache-line) aligned storage, so that SIMD rows of L doubles at
+// multiples of L never straddle two lines.
 template <class T>
-using vec = std::vector<T>;
+struct Aligned64 {
+  using value_type = T;
+  Aligned64() = default;
+  template <class U>
+  Aligned64(const Aligned64<U>&) noexcept {}
+  T* allocate(size_t n) {
+    void* p = std::aligned_alloc(64, (n * sizeof(T) + 63) / 64 * 64);
+    if (!p) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t) noexcept { std::free(p); }
+  template <class U>
+  bool operator==(const Aligned64<U>&) const noexcept { return true; }
+  template <class U>
+  bool operator!=(const Aligned64<U>&) const noexcept { return false; }
+};
+template <class T>
+using vec = std::vector<T, Aligned64<T>>;
+
+// out[3l + a] = v_a[l] for l < L: three lane vectors interleaved as rows 3n+a.
+inline void interleave3(const double* x, const double* y, const double* z, double* out) {
+#if defined(__AVX512F__)
+  alignas(64) static const int64_t k[6][8] = {
+      {0, 8, 0, 1, 9, 0, 2, 10},  {0, 1, 8, 3, 4, 9, 6, 7},       // x0 y0 z0 x1 y1 z1 x2 y2
+      {0, 3, 11, 0, 4, 12, 0, 5}, {10, 1, 2, 11, 4, 5, 12, 7},    // z2 x3 y3 z3 x4 y4 z4 x5
+      {13, 0, 6, 14, 0, 7, 15, 0}, {0, 13, 2, 3, 14, 5, 6, 15}};  // y5 z5 x6 y6 z6 x7 y7 z7
+  const __m512d X = _mm512_loadu_pd(x), Y = _mm512_loadu_pd(y), Z = _mm512_loadu_pd(z);
+  for (int o = 0; o < 3; ++o) {
+    const __m512d t = _mm512_permutex2var_pd(X, _mm512_load_si512(k[2 * o]), Y);
+    _mm512_storeu_pd(out + 8 * o, _mm512_permutex2var_pd(t, _mm512_load_si512(k[2 * o + 1]), Z));
+  }
+#else
+  for (int l = 0; l < L; ++l) {
+    out[3 * l] = x[l];
+    out[3 * l + 1] = y[l];
+    out[3 * l + 2] = z[l];
+  }
+#endif
+}
+
+// dst[r * ldd + c] = src[c * lds + r] for r, c < 8.
+inline void transpose8(const double* src, int64_t lds, double* dst, int64_t ldd) {
+#if defined(__AVX512F__)
+  alignas(64) static const int64_t k[4][8] = {{0, 1, 8, 9, 4, 5, 12, 13},
+                                              {2, 3, 10, 11, 6, 7, 14, 15},
+                                              {0, 1, 2, 3, 8, 9, 10, 11},
+                                              {4, 5, 6, 7, 12, 13, 14, 15}};
+  __m512d r[8], t[8];
+  for (int c = 0; c < 8; ++c) r[c] = _mm512_loadu_pd(src + c * lds);
+  for (int c = 0; c < 8; c += 2) {
+    t[c] = _mm512_unpacklo_pd(r[c], r[c + 1]);      // r_c[0] r_c+1[0] r_c[2] ...
+    t[c + 1] = _mm512_unpackhi_pd(r[c], r[c + 1]);  // r_c[1] r_c+1[1] r_c[3] ...
+  }
+  const __m512i lo = _mm512_load_si512(k[0]), hi = _mm512_load_si512(k[1]);
+  r[0] = _mm512_permutex2var_pd(t[0], lo, t[2]);  // rows 0, 4 of columns 0-3
+  r[1] = _mm512_permutex2var_pd(t[1], lo, t[3]);  // rows 1, 5
+  r[2] = _mm512_permutex2var_pd(t[0], hi, t[2]);  // rows 2, 6
+  r[3] = _mm512_permutex2var_pd(t[1], hi, t[3]);  // rows 3, 7
+  r[4] = _mm512_permutex2var_pd(t[4], lo, t[6]);  // the same for columns 4-7
+  r[5] = _mm512_permutex2var_pd(t[5], lo, t[7]);
+  r[6] = _mm512_permutex2var_pd(t[4], hi, t[6]);
+  r[7] = _mm512_permutex2var_pd(t[5], hi, t[7]);
+  const __m512i first = _mm512_load_si512(k[2]), second = _mm512_load_si512(k[3]);
+  for (int q = 0; q < 4; ++q) {
+    _mm512_storeu_pd(dst + q * ldd, _mm512_permutex2var_pd(r[q], first, r[q + 4]));
+    _mm512_storeu_pd(dst + (q + 4) * ldd, _mm512_permutex2var_pd(r[q], second, r[q + 4]));
+  }
+#else
+  for (int r = 0; r < 8; ++r)
+    for (int c = 0; c < 8; ++c) dst[r * ldd + c] = src[c * lds + r];
+#endif
+}
+
+#pragma GCC diagnostic ignored "-Wpsabi"  // v8 is only passed between inline functions
+// L doubles as one value (GCC/Clang vector extension: one zmm, two ymm or four xmm), so that
+// accumulators live in registers; loads and stores need no alignment.
+typedef double v8 __attribute__((vector_size(8 * L)));
+typedef double v8u __attribute__((vector_size(8 * L), aligned(8), may_alias));
+inline v8 ld8(const double* p) { return *reinterpret_cast<const v8u*>(p); }
+inline void st8(double* p, v8 x) { *reinterpret_cast<v8u*>(p) = x; }
+inline v8 splat(double x) { return v8{} + x; }
 
 struct Geometry {  // per-lane neighbour geometry
   alignas(64) double ar[L], ai[L], br[L], bi[L];
@@ -97,78 +199,62 @@ void neighbour_geometry(const Params& p, double x, double y, double z, double rc
 }
 
 // Wigner U_j and dU_j/dr (three directions) for L neighbours, full blocks, lane-interleaved.
-__attribute__((noinline)) void wigner_u(const Tables& t, const Geometry& g, double* ur, double* ui, double* dur,
-              double* dui) {
+__attribute__((noinline)) void wigner_u(const Tables& t, const Geometry& g, double* ur, double* ui,
+                                        double* dur, double* dui) {
   const int J = t.J, NU = t.ufull;
+  const size_t DS = size_t(NU) * L;  // stride of one direction in dur/dui
   const double* rootpq = t.rootpq.data();
   const int rp = J + 2;
-#pragma omp simd
-  for (int l = 0; l < L; ++l) {
-    ur[l] = 1.0;
-    ui[l] = 0.0;
-    for (int a = 0; a < 3; ++a) dur[a * NU * L + l] = dui[a * NU * L + l] = 0.0;
+  const v8 ar = ld8(g.ar), ai = ld8(g.ai), br = ld8(g.br), bi = ld8(g.bi);
+  v8 dar[3], dai[3], dbr[3], dbi[3];
+  for (int a = 0; a < 3; ++a) {
+    dar[a] = ld8(g.dar[a]);
+    dai[a] = ld8(g.dai[a]);
+    dbr[a] = ld8(g.dbr[a]);
+    dbi[a] = ld8(g.dbi[a]);
+  }
+  st8(ur, splat(1.0));
+  st8(ui, v8{});
+  for (int a = 0; a < 3; ++a) {
+    st8(dur + a * DS, v8{});
+    st8(dui + a * DS, v8{});
   }
   for (int j = 1; j <= J; ++j) {
     const int base = t.ufull_off[j], prev = t.ufull_off[j - 1];
     for (int mb = 0; 2 * mb <= j; ++mb) {
       for (int ma = 0; ma <= j; ++ma) {
         const int idx = (base + (j + 1) * mb + ma) * L;
-        alignas(64) double r[L] = {}, im[L] = {}, dr[3][L] = {}, di[3][L] = {};
+        v8 r{}, im{}, dr[3] = {}, di[3] = {};
         if (ma < j) {
-          const double rq = rootpq[(j - ma) * rp + (j - mb)];
+          const v8 rq = splat(rootpq[(j - ma) * rp + (j - mb)]);
           const int pi = (prev + j * mb + ma) * L;
-#pragma omp simd
-          for (int l = 0; l < L; ++l) {
-            const double upr = ur[pi + l], upi = ui[pi + l];
-            r[l] += rq * (g.ar[l] * upr + g.ai[l] * upi);
-            im[l] += rq * (g.ar[l] * upi - g.ai[l] * upr);
-          }
+          const v8 upr = ld8(ur + pi) * rq, upi = ld8(ui + pi) * rq;
+          r += ar * upr + ai * upi;
+          im += ar * upi - ai * upr;
           for (int a = 0; a < 3; ++a) {
-            const double* dpr = dur + a * NU * L + pi;
-            const double* dpi = dui + a * NU * L + pi;
-#pragma omp simd
-            for (int l = 0; l < L; ++l) {
-              const double upr = ur[pi + l], upi = ui[pi + l];
-              dr[a][l] += rq * (g.dar[a][l] * upr + g.dai[a][l] * upi + g.ar[l] * dpr[l] +
-                                g.ai[l] * dpi[l]);
-              di[a][l] += rq * (g.dar[a][l] * upi - g.dai[a][l] * upr + g.ar[l] * dpi[l] -
-                                g.ai[l] * dpr[l]);
-            }
+            const v8 dpr = ld8(dur + a * DS + pi) * rq, dpi = ld8(dui + a * DS + pi) * rq;
+            dr[a] += dar[a] * upr + dai[a] * upi + ar * dpr + ai * dpi;
+            di[a] += dar[a] * upi - dai[a] * upr + ar * dpi - ai * dpr;
           }
         }
         if (ma > 0) {
-          const double rq = rootpq[ma * rp + (j - mb)];
+          const v8 rq = splat(rootpq[ma * rp + (j - mb)]);
           const int pi = (prev + j * mb + ma - 1) * L;
-#pragma omp simd
-          for (int l = 0; l < L; ++l) {
-            const double upr = ur[pi + l], upi = ui[pi + l];
-            r[l] -= rq * (g.br[l] * upr + g.bi[l] * upi);
-            im[l] -= rq * (g.br[l] * upi - g.bi[l] * upr);
-          }
+          const v8 upr = ld8(ur + pi) * rq, upi = ld8(ui + pi) * rq;
+          r -= br * upr + bi * upi;
+          im -= br * upi - bi * upr;
           for (int a = 0; a < 3; ++a) {
-            const double* dpr = dur + a * NU * L + pi;
-            const double* dpi = dui + a * NU * L + pi;
-#pragma omp simd
-            for (int l = 0; l < L; ++l) {
-              const double upr = ur[pi + l], upi = ui[pi + l];
-              dr[a][l] -= rq * (g.dbr[a][l] * upr + g.dbi[a][l] * upi + g.br[l] * dpr[l] +
-                                g.bi[l] * dpi[l]);
-              di[a][l] -= rq * (g.dbr[a][l] * upi - g.dbi[a][l] * upr + g.br[l] * dpi[l] -
-                                g.bi[l] * dpr[l]);
-            }
+            const v8 dpr = ld8(dur + a * DS + pi) * rq, dpi = ld8(dui + a * DS + pi) * rq;
+            dr[a] -= dbr[a] * upr + dbi[a] * upi + br * dpr + bi * dpi;
+            di[a] -= dbr[a] * upi - dbi[a] * upr + br * dpi - bi * dpr;
           }
         }
-#pragma omp simd
-        for (int l = 0; l < L; ++l) {
-          ur[idx + l] = r[l];
-          ui[idx + l] = im[l];
+        st8(ur + idx, r);
+        st8(ui + idx, im);
+        for (int a = 0; a < 3; ++a) {
+          st8(dur + a * DS + idx, dr[a]);
+          st8(dui + a * DS + idx, di[a]);
         }
-        for (int a = 0; a < 3; ++a)
-#pragma omp simd
-          for (int l = 0; l < L; ++l) {
-            dur[a * NU * L + idx + l] = dr[a][l];
-            dui[a * NU * L + idx + l] = di[a][l];
-          }
       }
     }
     // The next level needs row floor((j+1)/2) of this one; for odd j that row lies beyond the
@@ -179,66 +265,17 @@ __attribute__((noinline)) void wigner_u(const Tables& t, const Geometry& g, doub
       for (int ma = 0; ma <= j; ++ma) {
         const int src = (base + (j + 1) * mb + ma) * L;
         const int dst = (base + (j + 1) * (j - mb) + (j - ma)) * L;
-        const double s = ((ma + mb) % 2) ? -1.0 : 1.0;
-#pragma omp simd
-        for (int l = 0; l < L; ++l) {
-          ur[dst + l] = s * ur[src + l];
-          ui[dst + l] = -s * ui[src + l];
+        const v8 sg = splat(((ma + mb) % 2) ? -1.0 : 1.0);
+        st8(ur + dst, sg * ld8(ur + src));
+        st8(ui + dst, -sg * ld8(ui + src));
+        for (int a = 0; a < 3; ++a) {
+          st8(dur + a * DS + dst, sg * ld8(dur + a * DS + src));
+          st8(dui + a * DS + dst, -sg * ld8(dui + a * DS + src));
         }
-        for (int a = 0; a < 3; ++a)
-#pragma omp simd
-          for (int l = 0; l < L; ++l) {
-            dur[a * NU * L + dst + l] = s * dur[a * NU * L + src + l];
-            dui[a * NU * L + dst + l] = -s * dui[a * NU * L + src + l];
-          }
       }
     }
   }
 }
-
-struct Workspace {
-  Geometry geo;
-  vec<double> ur, ui, dur, dui;      // L neighbours, full blocks
-  vec<double> utr, uti;              // per atom of the block: [ne][ufull]
-  vec<double> ubr, ubi;              // block layout for Z: [ne][ufull][L]
-  vec<double> z;                     // [npair][zsize][L]
-  vec<double> zc;                    // one atom: [npair][zsize]
-  vec<double> blin;                  // [L][ncoeff]
-  vec<vec<double>> dut;              // per atom of the block: [2H][Rpad]
-  vec<int> rpad;
-  vec<double> dbt;                   // [ncoeff][Rpad]
-  int shape[4] = {-1, -1, -1, -1};   // (ufull, nelem, zsize, ncoeff) it was sized for
-  // Sizes the workspace for `t` unless it already is (its content is scratch: every element is
-  // written before it is read).
-  void prepare(const Tables& t) {
-    const int want[4] = {t.ufull, t.nelem, t.zsize, t.ncoeff};
-    if (std::equal(want, want + 4, shape)) return;
-    std::copy(want, want + 4, shape);
-    init(t);
-  }
-  // Returns the per-atom derivative rows of an atom with very many neighbours to the system.
-  void trim() {
-    for (auto& d : dut)
-      if (d.capacity() > (size_t(1) << 22)) vec<double>().swap(d);
-    if (dbt.capacity() > (size_t(1) << 22)) vec<double>().swap(dbt);
-  }
-  void init(const Tables& t) {
-    const int ne = t.nelem;
-    ur.assign(t.ufull * L, 0.0);
-    ui.assign(t.ufull * L, 0.0);
-    dur.assign(3 * t.ufull * L, 0.0);
-    dui.assign(3 * t.ufull * L, 0.0);
-    utr.assign(L * ne * t.ufull, 0.0);
-    uti.assign(L * ne * t.ufull, 0.0);
-    ubr.assign(ne * t.ufull * L, 0.0);
-    ubi.assign(ne * t.ufull * L, 0.0);
-    z.assign(size_t(ne) * ne * t.zsize * L, 0.0);
-    zc.assign(size_t(ne) * ne * t.zsize, 0.0);
-    blin.assign(L * t.ncoeff, 0.0);
-    dut.resize(L);
-    rpad.assign(L, 0);
-  }
-};
 
 struct Scratch {
   std::unique_ptr<double[]> buf[3];
@@ -253,52 +290,153 @@ struct Scratch {
   }
 };
 
+struct Workspace {
+  Geometry geo;
+  vec<double> ur, ui, dur, dui;  // one lane group of images, full blocks: [ufull][L]
+  vec<double> uacc;              // lane-wise U_tot sums of the open (atom, element) run: [2][NH][L]
+  vec<double> utr, uti;          // per atom of the group: [ne][ufull]
+  vec<double> ubr, ubi;          // block layout for Z: [ne][ufull][L]
+  vec<double> z;                 // [npair][zsize][L]
+  vec<double> zc;                // one atom: [npair][zsize]
+  vec<double> blin;              // [L][ncoeff]
+  vec<double> D;                 // the group's weighted dŨ: [2H][ld], rows 3n+a of its images
+  int64_t ld = 0;
+  vec<double> zp;                // one atom's Z vectors for one element, packed per block
+  vec<double> P;                 // [u][RVL]: dot products of one row chunk
+  vec<double> G;                 // [ncoeff][RVL]: columns of one row chunk
+  vec<double> gbuf;              // one atom's rows [3n+a][ncoeff] when not kept in Shared::g
+  vec<double> gsum;              // [3][ncoeff]
+  vec<int> hq;                   // compact index -> full index of the U rows mb <= j/2
+  int shape[4] = {-1, -1, -1, -1};  // (ufull, nelem, zsize, ncoeff) it was sized for
+  // Sizes the workspace for `t` unless it already is (its content is scratch: every element is
+  // written before it is read).
+  void prepare(const Tables& t) {
+    const int want[4] = {t.ufull, t.nelem, t.zsize, t.ncoeff};
+    if (std::equal(want, want + 4, shape) && hq.size() > 0) return;
+    std::copy(want, want + 4, shape);
+    init(t);
+  }
+  // Returns large per-group buffers (atoms with very many neighbours) to the system.
+  void trim() {
+    if (D.capacity() > (size_t(1) << 22)) vec<double>().swap(D);
+    if (gbuf.capacity() > (size_t(1) << 22)) vec<double>().swap(gbuf);
+  }
+  void init(const Tables& t) {
+    const int ne = t.nelem;
+    hq.clear();
+    for (int j = 0; j <= t.J; ++j)
+      for (int q = 0; q < (j + 1) * (j / 2 + 1); ++q) hq.push_back(t.ufull_off[j] + q);
+    const int nh = static_cast<int>(hq.size());
+    ur.assign(t.ufull * L, 0.0);
+    ui.assign(t.ufull * L, 0.0);
+    dur.assign(3 * t.ufull * L, 0.0);
+    dui.assign(3 * t.ufull * L, 0.0);
+    uacc.assign(size_t(2) * ((nh + L - 1) / L * L) * L, 0.0);
+    utr.assign(L * ne * t.ufull, 0.0);
+    uti.assign(L * ne * t.ufull, 0.0);
+    ubr.assign(ne * t.ufull * L, 0.0);
+    ubi.assign(ne * t.ufull * L, 0.0);
+    z.assign(size_t(ne) * ne * t.zsize * L, 0.0);
+    zc.assign(size_t(ne) * ne * t.zsize, 0.0);
+    blin.assign(L * t.ncoeff, 0.0);
+    size_t zpmax = 0, umax = 0;
+    for (const auto& pl : t.dbplan) {
+      zpmax = std::max(zpmax, size_t(pl.zpsize));
+      umax = std::max(umax, pl.uz.size());
+    }
+    zp.assign(zpmax, 0.0);
+    P.assign((umax + 1) * RVL, 0.0);
+    G.assign(size_t(t.ncoeff) * RVL, 0.0);
+    gsum.assign(3 * size_t(t.ncoeff), 0.0);
+  }
+};
+
 struct Shared {  // per-block arrays written by the atom stage (centres i0.., pairs p0..)
   const Tables* t;
   const Config* c;
   const NeighborList* nl;  // holds the block's lists: owner[q], rij[3q]
   const int64_t* start;    // pairs of centre i: start[i - i0] <= q < start[i + 1 - i0]
-  double* g;      // [block pairs][3][ncoeff]
+  double* g;      // [block pairs][3][ncoeff], when keep_g
   double* blin;   // [block atoms][ncoeff]
   double* wat;    // [block atoms][6][ncoeff]
   int i0;         // first centre atom of the block
   int64_t p0;     // its first pair
+  bool keep_g;    // store per-pair derivatives in g (pairs output, or forces from threads)
+  bool direct;    // accumulate force rows into F as each atom is done (one thread)
+  RowsView F;
 };
 
-// Neighbour stage for one atom: U_tot (into ws.utr/uti slot `slot`) and dŨ rows (ws.dut[slot]).
-__attribute__((noinline)) void atom_neighbours(const Shared& sh, Workspace& ws, int i, int slot) {
+// Adds the lane-wise U_tot sums of one (atom, element) run to the atom's U_tot, lanes in the
+// order of the run's images (the run began at stream position `first`).
+void flush_run(const Tables& t, Workspace& ws, double* utr, double* uti, int64_t first) {
+  const int nh = static_cast<int>(ws.hq.size());
+  const int np = (nh + L - 1) / L * L;
+  const int rot = static_cast<int>(first % L);
+  for (int part = 0; part < 2; ++part) {
+    double* acc = &ws.uacc[size_t(part) * np * L];
+    double* out = part ? uti : utr;
+    for (int q0 = 0; q0 < nh; q0 += L) {
+      alignas(64) double tr[L][L];  // tr[lane][q - q0]
+      transpose8(acc + size_t(q0) * L, L, &tr[0][0], L);
+      alignas(64) double x[L][L];
+      for (int m = 0; m < L; ++m)
+        std::memcpy(x[m], tr[(m + rot) % L], sizeof(double) * L);
+      const int n = std::min(L, nh - q0);
+      for (int k = 0; k < n; ++k)
+        out[ws.hq[q0 + k]] += ((x[0][k] + x[1][k]) + (x[2][k] + x[3][k])) +
+                              ((x[4][k] + x[5][k]) + (x[6][k] + x[7][k]));
+    }
+  }
+  (void)t;
+}
+
+// Neighbour stage of the group of atoms [a0, a0 + cnt): U_tot of each atom (ws.utr/uti slot) and
+// the weighted derivative rows D of all their images.
+__attribute__((noinline)) void group_neighbours(const Shared& sh, Workspace& ws, int a0, int cnt) {
   const Tables& t = *sh.t;
   const Params& p = t.params;
   const Config& c = *sh.c;
   const int ne = t.nelem, NU = t.ufull, H = t.H;
-  const int64_t b = sh.start[i - sh.i0], nn = sh.start[i + 1 - sh.i0] - b;
-  const int ti = c.types[i];
-  const int ei = p.chemflag ? ti : 0;
+  const int64_t qa = sh.start[a0 - sh.i0], ng = sh.start[a0 + cnt - sh.i0] - qa;
+  const int nh = static_cast<int>(ws.hq.size());
+  const int np = (nh + L - 1) / L * L;
 
-  double* utr = &ws.utr[size_t(slot) * ne * NU];
-  double* uti = &ws.uti[size_t(slot) * ne * NU];
-  std::fill(utr, utr + ne * NU, 0.0);
-  std::fill(uti, uti + ne * NU, 0.0);
-  for (int e = 0; e < ne; ++e) {
-    if (!(e == ei || p.wselfallflag || !p.chemflag)) continue;
-    for (int j = 0; j <= t.J; ++j)
-      for (int ma = 0; ma <= j; ++ma) utr[e * NU + t.ufull_off[j] + (j + 1) * ma + ma] = 1.0;
+  // D rows: 3 per image, padded so that lane groups and row chunks stay inside.
+  const int64_t ld = 3 * ((ng + L - 1) / L * L) + RVL;
+  ws.ld = ld;
+  if (ws.D.size() < size_t(2) * H * ld) ws.D.resize(size_t(2) * H * ld);
+  const int64_t tail0 = 3 * ((ng + L - 1) / L * L);
+  for (int e = 0; e < 2 * H; ++e) {
+    double* d = &ws.D[size_t(e) * ld];
+    for (int64_t r = tail0; r < ld; ++r) d[r] = 0.0;
   }
 
-  const int rows = static_cast<int>(3 * nn);
-  const int rpad = ((rows + RB - 1) / RB) * RB + RB;
-  ws.rpad[slot] = rpad;
-  auto& dut = ws.dut[slot];
-  if (dut.size() < size_t(2) * H * rpad) dut.resize(size_t(2) * H * rpad);
-  for (int e = 0; e < 2 * H; ++e)  // rows past the last neighbour are read (not used) by the kernel
-    std::fill(dut.begin() + size_t(e) * rpad + rows, dut.begin() + size_t(e + 1) * rpad, 0.0);
+  for (int s = 0; s < cnt; ++s) {
+    const int i = a0 + s;
+    const int ei = p.chemflag ? c.types[i] : 0;
+    double* utr = &ws.utr[size_t(s) * ne * NU];
+    double* uti = &ws.uti[size_t(s) * ne * NU];
+    std::fill(utr, utr + ne * NU, 0.0);
+    std::fill(uti, uti + ne * NU, 0.0);
+    for (int e = 0; e < ne; ++e) {
+      if (!(e == ei || p.wselfallflag || !p.chemflag)) continue;
+      for (int j = 0; j <= t.J; ++j)
+        for (int ma = 0; ma <= j; ++ma) utr[e * NU + t.ufull_off[j] + (j + 1) * ma + ma] = 1.0;
+    }
+  }
 
-  for (int64_t n0 = 0; n0 < nn; n0 += L) {
-    const int cnt = static_cast<int>(std::min<int64_t>(L, nn - n0));
-    int elem[L];
+  int open_key = -1;       // (slot * ne + element) of the open U_tot run
+  int64_t open_first = 0;  // its first stream position
+  int slot = 0;            // centre atom (slot) of the next image
+  for (int64_t p0 = 0; p0 < ng; p0 += L) {
+    const int cnt_l = static_cast<int>(std::min<int64_t>(L, ng - p0));
+    int key[L];
     for (int l = 0; l < L; ++l) {
-      if (l < cnt) {
-        const int64_t q = b + n0 + l;
+      if (l < cnt_l) {
+        const int64_t q = qa + p0 + l;
+        while (q >= sh.start[a0 + slot + 1 - sh.i0]) ++slot;
+        const int i = a0 + slot;
+        const int ti = c.types[i];
         const int tm = c.types[sh.nl->owner[q]];
         const double* r = &sh.nl->rij[3 * q];
         const double rcut = (p.radelem[ti] + p.radelem[tm]) * p.rcutfac;
@@ -308,45 +446,57 @@ __attribute__((noinline)) void atom_neighbours(const Shared& sh, Workspace& ws, 
           di = 0.5 * (p.dinner[ti] + p.dinner[tm]);
         }
         neighbour_geometry(p, r[0], r[1], r[2], rcut, p.wj[tm], si, di, ws.geo, l);
-        elem[l] = p.chemflag ? tm : 0;
+        key[l] = slot * ne + (p.chemflag ? tm : 0);
       } else {  // padding lane: a harmless geometry with zero weight
         neighbour_geometry(p, 0.0, 0.0, 1.0, 2.0 + 2.0 * p.rmin0, 0.0, 0.0, 1.0, ws.geo, l);
-        elem[l] = 0;
+        key[l] = -1;
       }
     }
     wigner_u(t, ws.geo, ws.ur.data(), ws.ui.data(), ws.dur.data(), ws.dui.data());
     const Geometry& g = ws.geo;
-    // U_tot over the computed rows (mb <= j/2).
+
+    // U_tot: lane-wise sums per (atom, element) run; a run is reduced when the next begins.
     alignas(64) double wsl[L];
-    bool uniform = true;
-    for (int l = 0; l < L; ++l) {
-      wsl[l] = l < cnt ? g.w[l] * g.sfac[l] : 0.0;
-      if (l < cnt && elem[l] != elem[0]) uniform = false;
-    }
-    for (int l = 0; l < (uniform ? 1 : cnt); ++l) {
-      double* tr = utr + elem[l] * NU;
-      double* tim = uti + elem[l] * NU;
+    for (int l = 0; l < L; ++l) wsl[l] = l < cnt_l ? g.w[l] * g.sfac[l] : 0.0;
+    for (int l = 0; l < cnt_l;) {
+      int l2 = l + 1;
+      while (l2 < cnt_l && key[l2] == key[l]) ++l2;
+      if (key[l] != open_key) {
+        if (open_key >= 0) {
+          const int s = open_key / ne, e = open_key % ne;
+          flush_run(t, ws, &ws.utr[(size_t(s) * ne + e) * NU], &ws.uti[(size_t(s) * ne + e) * NU],
+                    open_first);
+        }
+        open_key = key[l];
+        open_first = p0 + l;
+        std::fill(ws.uacc.begin(), ws.uacc.end(), 0.0);
+      }
       alignas(64) double wl[L];
-      for (int q = 0; q < L; ++q) wl[q] = (uniform || q == l) ? wsl[q] : 0.0;
-      for (int j = 0; j <= t.J; ++j) {
-        const int o = t.ufull_off[j], m = (j + 1) * (j / 2 + 1);
-        for (int q = o; q < o + m; ++q) {
-          double sr = 0.0, si = 0.0;
-#pragma omp simd reduction(+ : sr, si)
-          for (int k = 0; k < L; ++k) {
-            sr += wl[k] * ws.ur[q * L + k];
-            si += wl[k] * ws.ui[q * L + k];
-          }
-          tr[q] += sr;
-          tim[q] += si;
+      for (int k = 0; k < L; ++k) wl[k] = (k >= l && k < l2) ? wsl[k] : 0.0;
+      double* ar = ws.uacc.data();
+      double* ai = ar + size_t(np) * L;
+      for (int h = 0; h < nh; ++h) {
+        const double* sr = &ws.ur[size_t(ws.hq[h]) * L];
+        const double* si = &ws.ui[size_t(ws.hq[h]) * L];
+#pragma omp simd
+        for (int k = 0; k < L; ++k) {
+          ar[h * L + k] += wl[k] * sr[k];
+          ai[h * L + k] += wl[k] * si[k];
         }
       }
+      l = l2;
     }
-    // Weighted derivatives into rows 3n+a of dut, compact half layout.
+
+    // Weighted derivatives into rows 3n+a of D, compact half layout.
+    alignas(64) double s1[3][L], s2[L];
+    for (int l = 0; l < L; ++l) {
+      s2[l] = g.w[l] * g.sfac[l];
+      for (int a = 0; a < 3; ++a) s1[a][l] = g.w[l] * g.dsfac[l] * g.rhat[a][l];
+    }
     for (int j = 0; j <= t.J; ++j) {
       const int hn = t.half_n[j], ho = t.half_off[j];
-      double* dre = dut.data() + size_t(2) * ho * rpad;
-      double* dim = dre + size_t(hn) * rpad;
+      double* dre = &ws.D[size_t(2) * ho * ld + 3 * p0];
+      double* dim = dre + size_t(hn) * ld;
       for (int e = 0; e < hn; ++e) {
         const int f = t.ufull_off[j] + t.half_full[ho + e];
         const double wt = t.half_wt[ho + e];
@@ -354,32 +504,36 @@ __attribute__((noinline)) void atom_neighbours(const Shared& sh, Workspace& ws, 
         for (int a = 0; a < 3; ++a) {
 #pragma omp simd
           for (int l = 0; l < L; ++l) {
-            const double s1 = wt * g.w[l] * g.dsfac[l] * g.rhat[a][l];
-            const double s2 = wt * g.w[l] * g.sfac[l];
-            vr[a][l] = s1 * ws.ur[f * L + l] + s2 * ws.dur[(a * NU + f) * L + l];
-            vi[a][l] = s1 * ws.ui[f * L + l] + s2 * ws.dui[(a * NU + f) * L + l];
+            const double a1 = wt * s1[a][l], a2 = wt * s2[l];
+            vr[a][l] = a1 * ws.ur[f * L + l] + a2 * ws.dur[(a * NU + f) * L + l];
+            vi[a][l] = a1 * ws.ui[f * L + l] + a2 * ws.dui[(a * NU + f) * L + l];
           }
         }
-        double* orr = dre + size_t(e) * rpad + 3 * n0;  // rows 3n+a of this group: contiguous
-        double* oi = dim + size_t(e) * rpad + 3 * n0;
-        for (int l = 0; l < cnt; ++l)
-          for (int a = 0; a < 3; ++a) {
-            orr[3 * l + a] = vr[a][l];
-            oi[3 * l + a] = vi[a][l];
-          }
+        interleave3(vr[0], vr[1], vr[2], dre + size_t(e) * ld);
+        interleave3(vi[0], vi[1], vi[2], dim + size_t(e) * ld);
       }
     }
   }
+  if (open_key >= 0) {
+    const int s = open_key / ne, e = open_key % ne;
+    flush_run(t, ws, &ws.utr[(size_t(s) * ne + e) * NU], &ws.uti[(size_t(s) * ne + e) * NU],
+              open_first);
+  }
+
   // Fill the rows mb > j/2 of U_tot by symmetry.
-  for (int e = 0; e < ne; ++e)
-    for (int j = 0; j <= t.J; ++j) {
-      const int o = t.ufull_off[j];
-      for (int mb = 0; 2 * mb < j; ++mb)
-        for (int ma = 0; ma <= j; ++ma) {
-          const double s = ((ma + mb) % 2) ? -1.0 : 1.0;
-          utr[e * NU + o + (j + 1) * (j - mb) + (j - ma)] = s * utr[e * NU + o + (j + 1) * mb + ma];
-          uti[e * NU + o + (j + 1) * (j - mb) + (j - ma)] = -s * uti[e * NU + o + (j + 1) * mb + ma];
-        }
+  for (int s = 0; s < cnt; ++s)
+    for (int e = 0; e < ne; ++e) {
+      double* utr = &ws.utr[(size_t(s) * ne + e) * NU];
+      double* uti = &ws.uti[(size_t(s) * ne + e) * NU];
+      for (int j = 0; j <= t.J; ++j) {
+        const int o = t.ufull_off[j];
+        for (int mb = 0; 2 * mb < j; ++mb)
+          for (int ma = 0; ma <= j; ++ma) {
+            const double sg = ((ma + mb) % 2) ? -1.0 : 1.0;
+            utr[o + (j + 1) * (j - mb) + (j - ma)] = sg * utr[o + (j + 1) * mb + ma];
+            uti[o + (j + 1) * (j - mb) + (j - ma)] = -sg * uti[o + (j + 1) * mb + ma];
+          }
+      }
     }
 }
 
@@ -398,7 +552,7 @@ __attribute__((noinline)) void compute_z(const Tables& t, Workspace& ws) {
         const double* u2i = &ws.ubi[(e2 * NU + t.ufull_off[j2]) * L];
         const double* cg = &t.cg[t.cg_off[tz]];
         const int hn = t.half_n[j], ho = t.half_off[j], sh = (j1 + j2 - j) / 2;
-        const double norm = bnorm ? 1.0 / (j + 1) : 1.0;
+        const v8 norm = splat(bnorm ? 1.0 / (j + 1) : 1.0);
         for (int e = 0; e < hn; ++e) {
           const int f = t.half_full[ho + e];
           const int ma = f % (j + 1), mb = f / (j + 1);
@@ -406,34 +560,25 @@ __attribute__((noinline)) void compute_z(const Tables& t, Workspace& ws) {
           const int ma1hi = std::min(j1, (2 * ma - j + j2 + j1) / 2);
           const int mb1lo = std::max(0, (2 * mb - j - j2 + j1) / 2);
           const int mb1hi = std::min(j1, (2 * mb - j + j2 + j1) / 2);
-          alignas(64) double zr[L] = {}, zi[L] = {};
+          v8 zr{}, zi{};
           for (int mb1 = mb1lo; mb1 <= mb1hi; ++mb1) {
             const int mb2 = mb - mb1 + sh;
-            const double cb = cg[mb1 * (j2 + 1) + mb2];
-            alignas(64) double sr[L] = {}, si[L] = {};
+            v8 sr{}, si{};
             for (int ma1 = ma1lo; ma1 <= ma1hi; ++ma1) {
               const int ma2 = ma - ma1 + sh;
-              const double ca = cg[ma1 * (j2 + 1) + ma2];
+              const v8 ca = splat(cg[ma1 * (j2 + 1) + ma2]);
               const int p1 = ((j1 + 1) * mb1 + ma1) * L, p2 = ((j2 + 1) * mb2 + ma2) * L;
-#pragma omp simd
-              for (int l = 0; l < L; ++l) {
-                sr[l] += ca * (u1r[p1 + l] * u2r[p2 + l] - u1i[p1 + l] * u2i[p2 + l]);
-                si[l] += ca * (u1r[p1 + l] * u2i[p2 + l] + u1i[p1 + l] * u2r[p2 + l]);
-              }
+              const v8 ar = ld8(u1r + p1) * ca, ai = ld8(u1i + p1) * ca;
+              const v8 br = ld8(u2r + p2), bi = ld8(u2i + p2);
+              sr += ar * br - ai * bi;
+              si += ar * bi + ai * br;
             }
-#pragma omp simd
-            for (int l = 0; l < L; ++l) {
-              zr[l] += cb * sr[l];
-              zi[l] += cb * si[l];
-            }
+            const v8 cb = splat(cg[mb1 * (j2 + 1) + mb2]);
+            zr += cb * sr;
+            zi += cb * si;
           }
-          double* outr = zp + size_t(t.zoff[tz] + e) * L;
-          double* outi = zp + size_t(t.zoff[tz] + hn + e) * L;
-#pragma omp simd
-          for (int l = 0; l < L; ++l) {
-            outr[l] = norm * zr[l];
-            outi[l] = norm * zi[l];
-          }
+          st8(zp + size_t(t.zoff[tz] + e) * L, norm * zr);
+          st8(zp + size_t(t.zoff[tz] + hn + e) * L, norm * zi);
         }
       }
     }
@@ -476,79 +621,6 @@ __attribute__((noinline)) void compute_b(const Tables& t, Workspace& ws, const i
         }
 }
 
-// dB/dr_in for one atom: dbt[col][row] for rows 3n+a.
-__attribute__((noinline)) void compute_db(const Tables& t, Workspace& ws, const Shared& sh, int i, int slot) {
-  const int ne = t.nelem, nc = t.ncoeff;
-  const int rpad = ws.rpad[slot];
-  const int64_t b = sh.start[i - sh.i0], nn = sh.start[i + 1 - sh.i0] - b;
-  const double* dut = ws.dut[slot].data();
-  if (ws.dbt.size() < size_t(nc) * rpad) ws.dbt.resize(size_t(nc) * rpad);
-  double* dbt = ws.dbt.data();
-  std::fill(dbt, dbt + size_t(nc) * rpad, 0.0);
-  // This atom's Z, contiguous.
-  const size_t zn = size_t(ne) * ne * t.zsize;
-  for (size_t q = 0; q < zn; ++q) ws.zc[q] = ws.z[q * L + slot];
-  const double* zc = ws.zc.data();
-  const Params& p = t.params;
-  const Config& c = *sh.c;
-  int64_t nb = 0;
-  for (int nu = 0; nu < ne; ++nu) {
-    int64_t neb = nb;
-    while (neb < nn && (p.chemflag ? c.types[sh.nl->owner[b + neb]] : 0) == nu) ++neb;
-    const int r0 = static_cast<int>(3 * nb), r1 = static_cast<int>(3 * neb);
-    nb = neb;
-    if (r1 == r0) continue;
-    for (int jj = 0; jj <= t.J; ++jj) {
-      const auto& tasks = t.tasks[nu][jj];
-      const int E = 2 * t.half_n[jj];
-      const double* D = dut + size_t(2) * t.half_off[jj] * rpad;
-      const int ntask = static_cast<int>(tasks.size());
-      for (int tb = 0; tb < ntask; tb += TB) {
-        const int nt = std::min(TB, ntask - tb);
-        const double* zp[TB];
-        for (int q = 0; q < TB; ++q) {
-          const auto& task = tasks[tb + std::min(q, nt - 1)];
-          zp[q] = zc + size_t(task.zpair) * t.zsize + task.zoff;
-        }
-        for (int rr = r0; rr < r1; rr += RB) {
-          alignas(64) double acc[TB][RB] = {};
-          for (int e = 0; e < E; ++e) {
-            const double* d = D + size_t(e) * rpad + rr;
-            for (int q = 0; q < TB; ++q) {
-              const double zq = zp[q][e];
-#pragma omp simd
-              for (int r = 0; r < RB; ++r) acc[q][r] += zq * d[r];
-            }
-          }
-          const int nr = std::min(RB, r1 - rr);
-          for (int q = 0; q < nt; ++q) {
-            const auto& task = tasks[tb + q];
-            double* out = dbt + size_t(task.col) * rpad + rr;
-            for (int r = 0; r < nr; ++r) out[r] += task.coef * acc[q][r];
-          }
-        }
-      }
-    }
-  }
-  // Per-pair storage and the atom's virial contribution.
-  double* wat = sh.wat + size_t(i - sh.i0) * 6 * nc;
-  std::fill(wat, wat + 6 * nc, 0.0);
-  static const int vp[6] = {0, 1, 2, 1, 0, 0}, vq[6] = {0, 1, 2, 2, 2, 1};
-  for (int64_t n = 0; n < nn; ++n) {
-    const double* rin = &sh.nl->rij[3 * (b + n)];
-    double* gp = sh.g + size_t(b + n - sh.p0) * 3 * nc;
-    for (int a = 0; a < 3; ++a)
-      for (int k = 0; k < nc; ++k) gp[a * nc + k] = dbt[size_t(k) * rpad + 3 * n + a];
-    for (int v = 0; v < 6; ++v) {
-      const double rp = rin[vp[v]];
-      const double* gq = gp + vq[v] * nc;
-      double* wv = wat + v * nc;
-#pragma omp simd
-      for (int k = 0; k < nc; ++k) wv[k] -= rp * gq[k];
-    }
-  }
-}
-
 // out[quad index(k,l)] += s * (b_k g_l + b_l g_k) (k < l), s * b_k g_k (k == l).
 inline void quad_axpy(int nc, double s, const double* b, const double* g, double* out) {
   size_t o = 0;
@@ -560,6 +632,198 @@ inline void quad_axpy(int nc, double s, const double* b, const double* g, double
     for (int l = k + 1; l < nc; ++l) dst[l] += bk * g[l] + gk * b[l];
     o += nc - k;
   }
+}
+
+
+// P[u][r] = Σ_e zp[e * ldz + u] d[e * ldd + r] for u < NU, r < NV * L (P rows RVL apart).
+template <int NU, int NV>
+void db_tile(const double* __restrict zp, int ldz, const double* __restrict d, int64_t ldd, int E,
+             double* __restrict P) {
+  double acc[NU][NV * L];
+  for (int u = 0; u < NU; ++u)
+#pragma omp simd
+    for (int r = 0; r < NV * L; ++r) acc[u][r] = 0.0;
+  for (int e = 0; e < E; ++e) {
+    const double* de = d + e * ldd;
+    const double* ze = zp + e * ldz;
+#pragma GCC unroll 16
+    for (int u = 0; u < NU; ++u) {
+      const double zu = ze[u];
+#pragma omp simd
+      for (int r = 0; r < NV * L; ++r) acc[u][r] += zu * de[r];
+    }
+  }
+  for (int u = 0; u < NU; ++u)
+#pragma omp simd
+    for (int r = 0; r < NV * L; ++r) P[u * RVL + r] = acc[u][r];
+}
+
+using TileFn = void (*)(const double*, int, const double*, int64_t, int, double*);
+
+template <int NV, int... U>
+constexpr std::array<TileFn, sizeof...(U)> tile_row(std::integer_sequence<int, U...>) {
+  return {&db_tile<U + 1, NV>...};
+}
+template <int... V>
+constexpr std::array<std::array<TileFn, UB>, sizeof...(V)> tile_table(
+    std::integer_sequence<int, V...>) {
+  return {tile_row<V + 1>(std::make_integer_sequence<int, UB>())...};
+}
+// kTile[nv - 1][nu - 1]
+constexpr auto kTile = tile_table(std::make_integer_sequence<int, RV>());
+
+// dB/dr_in of centre atom i (group slot `slot`, first image at stream position s0) into rows
+// [3n+a][ncoeff] at `gout`; then its virial rows and (direct) its force-row contributions.
+__attribute__((noinline)) void compute_db(const Tables& t, Workspace& ws, const Shared& sh, int i,
+                                          int slot, int64_t s0) {
+  const Params& p = t.params;
+  const Config& c = *sh.c;
+  const int ne = t.nelem, nc = t.ncoeff;
+  const int64_t b = sh.start[i - sh.i0], nn = sh.start[i + 1 - sh.i0] - b;
+  const int64_t ld = ws.ld;
+  double* gout;
+  if (sh.keep_g) {
+    gout = sh.g + size_t(b - sh.p0) * 3 * nc;
+  } else {
+    if (ws.gbuf.size() < size_t(3) * nn * nc) ws.gbuf.resize(size_t(3) * nn * nc);
+    gout = ws.gbuf.data();
+  }
+  // This atom's Z, contiguous.
+  const size_t zn = size_t(ne) * ne * t.zsize;
+  for (size_t q = 0; q < zn; ++q) ws.zc[q] = ws.z[q * L + slot];
+  const double* zc = ws.zc.data();
+  double* P = ws.P.data();
+  double* G = ws.G.data();
+
+  int64_t nb = 0;
+  for (int nu = 0; nu < ne; ++nu) {
+    int64_t neb = nb;
+    while (neb < nn && (p.chemflag ? c.types[sh.nl->owner[b + neb]] : 0) == nu) ++neb;
+    const int64_t r0 = 3 * nb, r1 = 3 * neb;
+    nb = neb;
+    if (r1 == r0) continue;
+    const Tables::DbPlan& pl = t.dbplan[nu];
+    // Pack the Z vectors this element's images need: block jj as [e][u].
+    for (int jj = 0; jj <= t.J; ++jj) {
+      const int E = 2 * t.half_n[jj], u0 = pl.ublk[jj], nu_ = pl.ublk[jj + 1] - u0;
+      double* dst = &ws.zp[pl.zpoff[jj]];
+      for (int u = 0; u < nu_; ++u) {
+        const double* src = zc + pl.uz[u0 + u];
+        for (int e = 0; e < E; ++e) dst[e * nu_ + u] = src[e];
+      }
+    }
+    for (int col : pl.idle) std::fill(G + size_t(col) * RVL, G + size_t(col + 1) * RVL, 0.0);
+    const int ncols = static_cast<int>(pl.cols.size());
+    // Row chunks of RVL rows on multiples of L (D is 64-byte aligned), in stream row numbers;
+    // rows outside [g0, g1) belong to other images and are dropped.
+    const int64_t g0 = 3 * s0 + r0, g1 = 3 * s0 + r1;
+    for (int64_t gr = g0 / L * L; gr < g1; gr += RVL) {
+      const int nv = static_cast<int>((std::min<int64_t>(gr + RVL, g1) - gr + L - 1) / L);
+      const double* drow = &ws.D[gr];
+      if (gr + RVL < g1)  // the next chunk's rows, while this one is computed
+        for (int e = 0; e < 2 * t.H; ++e) {
+          __builtin_prefetch(drow + size_t(e) * ld + RVL);
+          __builtin_prefetch(drow + size_t(e) * ld + RVL + L);
+        }
+      for (int jj = 0; jj <= t.J; ++jj) {
+        const int E = 2 * t.half_n[jj], u0 = pl.ublk[jj], nu_ = pl.ublk[jj + 1] - u0;
+        const double* d = drow + size_t(2) * t.half_off[jj] * ld;
+        const double* zpj = &ws.zp[pl.zpoff[jj]];
+        for (int u = 0; u < nu_; u += UB) {
+          const int k = std::min(UB, nu_ - u);
+          kTile[nv - 1][k - 1](zpj + u, nu_, d, ld, E, P + size_t(u0 + u) * RVL);
+        }
+      }
+      // Columns: short sums of coef * P[u].
+      for (int q = 0; q < ncols; ++q) {
+        double* gc = G + size_t(pl.cols[q]) * RVL;
+        const int tb = pl.cstart[q], te = pl.cstart[q + 1];
+        const v8 c0 = splat(pl.tc[tb]);
+        const double* p0 = P + size_t(pl.tu[tb]) * RVL;
+        for (int v = 0; v < nv; ++v) {
+          v8 x = c0 * ld8(p0 + v * L);
+          for (int k = tb + 1; k < te; ++k) x += splat(pl.tc[k]) * ld8(P + size_t(pl.tu[k]) * RVL + v * L);
+          st8(gc + v * L, x);
+        }
+      }
+      // Transpose into rows.
+      for (int v = 0; v < nv; ++v) {
+        const int64_t lo = std::max(gr + v * L, g0), hi = std::min(gr + (v + 1) * L, g1);
+        if (lo >= hi) continue;
+        double* dst = gout + (lo - 3 * s0) * nc;
+        const int skip = static_cast<int>(lo - gr - v * L), nrt = static_cast<int>(hi - lo);
+        int col = 0;
+        if (nrt == L) {
+          for (; col + L <= nc; col += L) transpose8(G + size_t(col) * RVL + v * L, RVL, dst + col, nc);
+        } else {
+          alignas(64) double tmp[L][L];
+          for (; col + L <= nc; col += L) {
+            transpose8(G + size_t(col) * RVL + v * L, RVL, &tmp[0][0], L);
+            for (int r = 0; r < nrt; ++r) std::memcpy(dst + r * nc + col, tmp[skip + r], sizeof(double) * L);
+          }
+        }
+        for (; col < nc; ++col)
+          for (int r = 0; r < nrt; ++r) dst[r * nc + col] = G[size_t(col) * RVL + v * L + skip + r];
+      }
+    }
+  }
+
+  // The atom's virial contribution.
+  double* wat = sh.wat + size_t(i - sh.i0) * 6 * nc;
+  std::fill(wat, wat + 6 * nc, 0.0);
+  static const int vp[6] = {0, 1, 2, 1, 0, 0}, vq[6] = {0, 1, 2, 2, 2, 1};
+  for (int64_t n = 0; n < nn; ++n) {
+    const double* rin = &sh.nl->rij[3 * (b + n)];
+    const double* gp = gout + size_t(n) * 3 * nc;
+    for (int v = 0; v < 6; ++v) {
+      const double rp = rin[vp[v]];
+      const double* gq = gp + vq[v] * nc;
+      double* wv = wat + v * nc;
+#pragma omp simd
+      for (int k = 0; k < nc; ++k) wv[k] -= rp * gq[k];
+    }
+  }
+  if (!sh.direct) return;
+  // Force rows, in the order the threaded scatter of step_impl uses: the own term
+  // +Σ_n ∂B_i/∂r_in into row block type(i) of atom i, then −∂B_i/∂r_in for each image n, into the
+  // rows of the atom n is an image of (images of i itself after the own term).
+  const int ti = c.types[i], nv = t.nvalues;
+  const bool quad = p.quadraticflag;
+  const double* bi = sh.blin + size_t(i - sh.i0) * nc;
+  const RowsView F = sh.F;
+  double* gsum = ws.gsum.data();
+  std::fill(gsum, gsum + 3 * nc, 0.0);
+  for (int64_t n = 0; n < nn; ++n) {
+    const double* gp = gout + size_t(n) * 3 * nc;
+#pragma omp simd
+    for (int k = 0; k < 3 * nc; ++k) gsum[k] += gp[k];
+    const int m = sh.nl->owner[b + n];
+    if (m == i) continue;
+    for (int a = 0; a < 3; ++a) {
+      double* Fr = F.data + (3 * int64_t(m) + a) * F.row_stride + ti * F.type_stride;
+      const double* gq = gp + a * nc;
+#pragma omp simd
+      for (int k = 0; k < nc; ++k) Fr[k] -= gq[k];
+      if (quad) quad_axpy(nc, -1.0, bi, gq, Fr + nc);
+    }
+  }
+  for (int a = 0; a < 3; ++a) {
+    double* Fr = F.data + (3 * int64_t(i) + a) * F.row_stride + ti * F.type_stride;
+    for (int k = 0; k < nc; ++k) Fr[k] += gsum[a * nc + k];
+    if (quad) quad_axpy(nc, 1.0, bi, &gsum[a * nc], Fr + nc);
+  }
+  for (int64_t n = 0; n < nn; ++n) {
+    if (sh.nl->owner[b + n] != i) continue;
+    const double* gp = gout + size_t(n) * 3 * nc;
+    for (int a = 0; a < 3; ++a) {
+      double* Fr = F.data + (3 * int64_t(i) + a) * F.row_stride + ti * F.type_stride;
+      const double* gq = gp + a * nc;
+#pragma omp simd
+      for (int k = 0; k < nc; ++k) Fr[k] -= gq[k];
+      if (quad) quad_axpy(nc, -1.0, bi, gq, Fr + nc);
+    }
+  }
+  (void)nv;
 }
 
 }  // namespace
@@ -581,11 +845,15 @@ void step_impl(JobState& s, int i0, int i1) {
 
   // Block scratch written in full by the atom stage. It is kept per calling thread between calls
   // (grown, never shrunk; bounded by the block size): fresh pages cost more than the arithmetic.
+  // With one thread the force rows are accumulated atom by atom (compute_db); otherwise the
+  // per-pair derivatives are kept and scattered below.
   static thread_local Scratch scratch;
-  double* g = scratch.get(0, size_t(np) * 3 * nc);
+  const bool direct = o.forces && nthreads == 1;
+  const bool keep_g = o.pairs || (o.forces && !direct);
+  double* g = keep_g ? scratch.get(0, size_t(np) * 3 * nc) : nullptr;
   double* blin = scratch.get(1, size_t(nb) * nc);
   double* wat = scratch.get(2, size_t(nb) * 6 * nc);
-  Shared sh{&t, &c, &nl, start, g, blin, wat, i0, p0};
+  Shared sh{&t, &c, &nl, start, g, blin, wat, i0, p0, keep_g, direct, s.F};
 
   const int ngroups = (nb + L - 1) / L;
 #pragma omp parallel num_threads(nthreads)
@@ -597,10 +865,8 @@ void step_impl(JobState& s, int i0, int i1) {
     for (int grp = 0; grp < ngroups; ++grp) {
       const int a0 = i0 + grp * L, cnt = std::min(L, i1 - a0);
       int elem[L] = {};
-      for (int l = 0; l < cnt; ++l) {
-        atom_neighbours(sh, ws, a0 + l, l);
-        elem[l] = p.chemflag ? c.types[a0 + l] : 0;
-      }
+      for (int l = 0; l < cnt; ++l) elem[l] = p.chemflag ? c.types[a0 + l] : 0;
+      group_neighbours(sh, ws, a0, cnt);
       // Interleave U_tot for the Z/B stage (padding lanes copy lane 0).
       const int ne = t.nelem, NU = t.ufull;
       for (int l = 0; l < L; ++l) {
@@ -616,7 +882,7 @@ void step_impl(JobState& s, int i0, int i1) {
       compute_b(t, ws, elem, cnt);
       for (int l = 0; l < cnt; ++l) {
         std::memcpy(&blin[size_t(a0 - i0 + l) * nc], &ws.blin[size_t(l) * nc], sizeof(double) * nc);
-        compute_db(t, ws, sh, a0 + l, l);
+        compute_db(t, ws, sh, a0 + l, l, start[a0 + l - i0] - start[a0 - i0]);
       }
     }
     ws.trim();
@@ -695,7 +961,7 @@ void step_impl(JobState& s, int i0, int i1) {
     }
   }
 
-  if (!o.forces) return;
+  if (!o.forces || direct) return;
   // Force rows. Row 3m+a of block type t collects, over centre atoms i in atom order:
   // +Σ_n ∂B_m/∂r_mn (i = m, into type(m)) and −∂B_i/∂r_in for each image n of m among i's
   // neighbours (into type(i)). This block's contributions, grouped by target atom m (groups in

@@ -104,6 +104,23 @@ struct Tables {
   struct Task { int col; int zpair; int zoff; double coef; };
   std::vector<std::vector<std::vector<Task>>> tasks;  // [nu][jj]
 
+  // The dB kernel's plan for a neighbour of element nu (kernels.cpp): the distinct Z vectors its
+  // tasks read ("u" entries), grouped by block, and every output column as a short sum of
+  // coef * <dŨ, Z_u>. Z^{e2 e1}_{j1 j1 j} = Z^{e1 e2}_{j1 j1 j} (the two Clebsch–Gordan
+  // exchange signs cancel), so such a pair of vectors is read once (as the e1 < e2 one).
+  struct DbPlan {
+    std::vector<int> ublk;    // per block jj (J+2 entries): its u range [ublk[jj], ublk[jj+1])
+    std::vector<int> uz;      // per u: offset of its Z vector in one atom's Z (pair*zsize + zoff)
+    std::vector<int> zpoff;   // per block: offset of its packed Z matrix (2 half_n[jj] x #u)
+    int zpsize = 0;
+    std::vector<int> cols;    // columns with a derivative from this element, ascending
+    std::vector<int> cstart;  // per such column: its terms [cstart[c], cstart[c+1])
+    std::vector<int> tu;      // per term: u
+    std::vector<double> tc;   // per term: coefficient
+    std::vector<int> idle;    // columns without one (zero derivative)
+  };
+  std::vector<DbPlan> dbplan;  // [nu]
+
   std::vector<double> rootpq;  // sqrt(p/q), (J+2)x(J+2)
 
   int zi(int j1, int j2, int j) const { return zindex[(j1 * (J + 1) + j2) * (J + 1) + j]; }

@@ -1,5 +1,6 @@
 // Index tables for the SNAP core: parameters validation, Clebsch–Gordan coefficients, block
 // layouts, Z/B triples and the derivative contraction tasks.
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <sstream>
@@ -151,6 +152,54 @@ Tables::Tables(const Params& p) : params(p) {
     for (const auto& key : order) {
       const auto [block, col, pair, zo] = key;
       tasks[nu][block].push_back({col, pair, zo, acc[key]});
+    }
+  }
+
+  // dB plans: distinct Z reads per block (canonical element pair for j1 == j2 triples), then the
+  // terms of each column in block order.
+  std::vector<int> trip_of_zoff(zsize + 1, -1);
+  for (size_t tz = 0; tz < ztrip.size(); ++tz) trip_of_zoff[zoff[tz]] = static_cast<int>(tz);
+  dbplan.assign(ne, DbPlan());
+  for (int nu = 0; nu < ne; ++nu) {
+    DbPlan& pl = dbplan[nu];
+    std::vector<std::vector<std::pair<int, double>>> terms(ncoeff);  // col -> (u, coef)
+    pl.ublk.push_back(0);
+    for (int jj = 0; jj <= J; ++jj) {
+      std::map<int, int> uof;  // Z offset -> u
+      pl.zpoff.push_back(pl.zpsize);
+      for (const Task& task : tasks[nu][jj]) {
+        int pair = task.zpair;
+        const Triple& tr = ztrip[trip_of_zoff[task.zoff]];
+        const int e1 = pair / ne, e2 = pair % ne;
+        if (tr.j1 == tr.j2 && e1 > e2) pair = e2 * ne + e1;
+        const int z = pair * zsize + task.zoff;
+        auto it = uof.find(z);
+        if (it == uof.end()) {
+          it = uof.emplace(z, static_cast<int>(pl.uz.size())).first;
+          pl.uz.push_back(z);
+        }
+        auto& tl = terms[task.col];
+        auto same = std::find_if(tl.begin(), tl.end(), [&](const auto& x) { return x.first == it->second; });
+        if (same == tl.end())
+          tl.push_back({it->second, task.coef});
+        else
+          same->second += task.coef;
+      }
+      pl.ublk.push_back(static_cast<int>(pl.uz.size()));
+      pl.zpsize += 2 * half_n[jj] * (pl.ublk[jj + 1] - pl.ublk[jj]);
+    }
+    pl.cstart.push_back(0);
+    for (int col = 0; col < ncoeff; ++col) {
+      if (terms[col].empty()) {
+        pl.idle.push_back(col);
+        continue;
+      }
+      pl.cols.push_back(col);
+      for (const auto& [u, c] : terms[col]) {
+        pl.tu.push_back(u);
+        pl.tc.push_back(c);
+      }
+      pl.cstart.push_back(static_cast<int>(pl.tu.size()));
     }
   }
 }
