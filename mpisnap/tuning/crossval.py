@@ -11,7 +11,9 @@ Algorithm (per trial, on the rank that evaluates it; nothing here is collective)
    reduced to one triangle by a QR of the stacked triangles. Then a trial's training system for
    fold f is the QR of ``[10^{x_c} · C_{f,c}]`` stacked over the classes: O(classes · n³) flops
    per fold instead of O(K · groups · kinds · n³), whatever the number of rows. Never normal
-   equations (summing Gram matrices would square the condition number).
+   equations (summing Gram matrices would square the condition number). With per-group weights
+   the complements are also kept per kind, for points where every group of a kind has the same
+   factor (the first stage of the search): then a trial stacks a few triangles per fold.
 3. *Solve* with the fit's solver plugin (``alpha`` replaced in its section when tuned), the
    coefficients symmetrised as the fit writes them.
 4. *Held-out errors*: each held-out block's residual ``‖R_k β − (Qᵀb)_k‖² + ρ_k²`` in unit
@@ -87,30 +89,31 @@ class Space:
 
 
 def stack(parts: Sequence[tuple[Compressed, float]], n: int) -> Compressed:
-    """The system of the scaled blocks ``parts`` ((block, scale) pairs): R of the QR (LAPACK
-    ``dgeqrf``) of the stacked ``scale · [R_k | (Qᵀb)_k]``; R trimmed to ``min(rows, n)`` rows,
+    """The system of the scaled blocks ``parts`` ((block, scale) pairs): the R factor of the
+    stacked ``scale · [R_k | (Qᵀb)_k]``, each block folded into the running triangle by LAPACK
+    ``dtpqrt`` (QR of a triangle over an upper-trapezoidal block: about a third of the flops of
+    a QR of the dense stack, as it keeps the blocks' zeros); R has ``min(rows, n)`` rows,
     ``rnorm2`` the residual no coefficients can change (Σ scale² ρ_k² plus the stack's own)."""
-    parts = [(c, float(s)) for c, s in parts if s != 0.0 and c.nrows > 0]
-    m = sum(c.R.shape[0] for c, _ in parts)
+    parts = [(c, float(s)) for c, s in parts if s != 0.0 and c.nrows > 0 and c.R.shape[0]]
     rho = sum(s * s * c.rnorm2 for c, s in parts)
     nrows = sum(c.nrows for c, _ in parts)
+    m = sum(c.R.shape[0] for c, _ in parts)
     if m == 0:
         return Compressed(np.zeros((0, n)), np.zeros(0), rho, nrows)
-    M = np.empty((m, n + 1), order="F")
-    r = 0
+    top = np.zeros((n + 1, n + 1), order="F")
+    nb = max(1, min(32, n + 1))
     for c, s in parts:
         k = c.R.shape[0]
-        np.multiply(c.R, s, out=M[r:r + k, :n])
-        np.multiply(c.qb, s, out=M[r:r + k, n])
-        r += k
-    lwork = max(1, (n + 1) * 64)
-    qr, _tau, _work, info = lapack.dgeqrf(M, lwork=lwork, overwrite_a=1)
-    if info != 0:  # pragma: no cover - only invalid arguments make geqrf fail
-        raise RuntimeError(f"LAPACK dgeqrf failed (info={info})")
+        blk = np.empty((k, n + 1), order="F")
+        np.multiply(c.R, s, out=blk[:, :n])
+        np.multiply(c.qb, s, out=blk[:, n])
+        top, _b, _t, info = lapack.dtpqrt(k, nb, top, blk, overwrite_a=1, overwrite_b=1)
+        if info != 0:  # pragma: no cover - only invalid arguments make tpqrt fail
+            raise RuntimeError(f"LAPACK dtpqrt failed (info={info})")
     k = min(m, n)
-    R = np.triu(qr[:k, :n])
-    qb = qr[:k, n].copy()
-    extra = float(qr[n, n]) ** 2 if m > n else 0.0
+    R = np.triu(top[:k, :n])
+    qb = top[:k, n].copy()
+    extra = float(top[n, n]) ** 2 if m > n else 0.0
     return Compressed(R, qb, rho + extra, nrows)
 
 
@@ -202,16 +205,17 @@ class CrossValidator:
             self._block_scale[code] = 1.0 if b.coarse else float(self.input_weights[group][k])
         nclass = len(self._classes)
         # complements C[f][c] (c = nclass is the fixed class)
-        self._comp = []
-        for f in range(nfolds):
-            parts: list[list] = [[] for _ in range(nclass + 1)]
-            for code in sorted(b.blocks):
-                fold = b.decode(code)[0]
-                if fold == f:
-                    continue
-                c = self._block_class[code]
-                parts[c if c >= 0 else nclass].append((b.blocks[code], self._block_scale[code]))
-            self._comp.append([stack(p, n) for p in parts])
+        self._comp = self._complements(self._block_class, nclass)
+        # per-group weights: also complements per kind, for points where every group of a kind
+        # has the same factor (the first stage of the search): a few triangles per fold
+        self._kind_of_class, self._kind_comp = None, None
+        if self.mode == "groups" and nclass:
+            kinds_t = sorted({c[0][1] for c in self._classes}, key=KINDS.index)
+            self._kind_of_class = np.array([kinds_t.index(c[0][1]) for c in self._classes])
+            if len(kinds_t) < nclass:
+                kc = {code: (int(self._kind_of_class[c]) if c >= 0 else -1)
+                      for code, c in self._block_class.items()}
+                self._kind_comp = self._complements(kc, len(kinds_t))
         # held-out blocks of each fold, stacked: one matrix-vector product per fold
         self._held = []
         for f in range(nfolds):
@@ -289,6 +293,21 @@ class CrossValidator:
 
         return Space(names, lower, upper, x0, sp.fixed, sp.alpha_scale), lift
 
+    def _complements(self, class_of: Mapping[int, int], nclass: int) -> list[list]:
+        """Per fold f: per class c (``nclass``: the fixed class, for blocks of class -1) the QR of
+        the other folds' blocks of class c, each scaled by its input weight."""
+        b = self.blocks
+        out = []
+        for f in range(self.nfolds):
+            parts: list[list] = [[] for _ in range(nclass + 1)]
+            for code in sorted(b.blocks):
+                if b.decode(code)[0] == f:
+                    continue
+                c = class_of[code]
+                parts[c if c >= 0 else nclass].append((b.blocks[code], self._block_scale[code]))
+            out.append([stack(p, b.ncols) for p in parts])
+        return out
+
     def full_parts(self):
         """Every block at its input weight (the input's whole training system)."""
         return [(self.blocks.blocks[c], self._block_scale[c]) for c in sorted(self.blocks.blocks)]
@@ -319,13 +338,19 @@ class CrossValidator:
 
     # -- evaluation ----------------------------------------------------------------------------
 
-    def _class_scales(self, x) -> list[float]:
-        x = np.asarray(x, float)
-        return [10.0 ** float(x[j]) for j in range(len(self._classes))] + [1.0]
-
     def fold_system(self, f: int, x) -> Compressed:
-        """The training system of fold ``f`` (all other folds) at point ``x``."""
-        scales = self._class_scales(x)
+        """The training system of fold ``f`` (all other folds) at point ``x``: the QR of the
+        scaled complements (per kind when every group of a kind has the same factor)."""
+        x = np.asarray(x, float)
+        nclass = len(self._classes)
+        if self._kind_comp is not None:
+            first = {}
+            for j, kk in enumerate(self._kind_of_class):
+                first.setdefault(int(kk), x[j])
+            if all(x[j] == first[int(kk)] for j, kk in enumerate(self._kind_of_class)):
+                scales = [10.0 ** float(first[k]) for k in range(len(first))] + [1.0]
+                return stack(list(zip(self._kind_comp[f], scales)), self.blocks.ncols)
+        scales = [10.0 ** float(x[j]) for j in range(nclass)] + [1.0]
         return stack(list(zip(self._comp[f], scales)), self.blocks.ncols)
 
     def coefficients(self, f: int, x, *, at_input: bool = False) -> np.ndarray:

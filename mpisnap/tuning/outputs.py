@@ -173,13 +173,18 @@ def plot_objective(fh, history: Sequence[Trial]) -> None:
     for v in obj:
         cur = min(cur, v)
         run.append(cur)
-    ax.scatter(idx, obj, s=8, alpha=0.5, label="trial")
+    top = 3.0 * max(obj[0], run[-1]) if obj[0] > 0 else max(obj)
+    shown = [(i, v) for i, v in zip(idx, obj) if v <= top]
+    over = [i for i, v in zip(idx, obj) if v > top]
+    ax.scatter([i for i, _ in shown], [v for _, v in shown], s=8, alpha=0.5, label="trial")
+    if over:  # far-off trials drawn at the top edge, so the progress stays visible
+        ax.scatter(over, [top] * len(over), s=12, marker="^", color="C0", alpha=0.5,
+                   label=f"trial above {top:.3g}")
+        ax.set_ylim(top=top * 1.04)
     ax.plot(idx, run, color="C3", label="best so far")
     ax.axhline(obj[0], color="0.5", ls="--", lw=1, label="input weights")
     ax.set_xlabel("trial")
     ax.set_ylabel("CV objective")
-    if min(obj) > 0 and max(obj) / min(obj) > 20:
-        ax.set_yscale("log")
     ax.legend()
     fig.savefig(fh, format="png", dpi=110)
 
