@@ -56,7 +56,10 @@ class Prediction:
     potential cannot split its energy by atom); ``forces`` (N, 3) eV/Å; ``stress`` (6,) eV/Å³ in
     Voigt order xx yy zz yz xz xy with ASE's sign, σ = (1/V) ∂E/∂ε (tensile positive: the
     negative of the pressure), None without a periodic cell. The ``*_std`` fields are one-sigma
-    uncertainties in the same units, None unless asked for and available."""
+    uncertainties in the same units, None unless asked for and available: ``energy_std``,
+    ``forces_std`` (N, 3), ``stress_std`` (6,) of a new *label* (model and noise, calibrated),
+    and the ``*_std_model`` fields, the model (epistemic) part alone (what active learning ranks
+    candidates by; see :mod:`mpisnap.uq`)."""
 
     energy: float
     forces: np.ndarray
@@ -65,6 +68,9 @@ class Prediction:
     energy_std: float | None = None
     forces_std: np.ndarray | None = None
     stress_std: np.ndarray | None = None
+    energy_std_model: float | None = None
+    forces_std_model: np.ndarray | None = None
+    stress_std_model: np.ndarray | None = None
 
 
 @runtime_checkable

@@ -28,6 +28,8 @@ BUILTINS = (
     "mpisnap.settings.sections",
     "mpisnap.plugins.generation",
     "mpisnap.plugins.tuning",
+    "mpisnap.plugins.bayes",
+    "mpisnap.plugins.uq_writers",
 )
 ENTRY_POINT_GROUP = "mpisnap"
 DISABLE_AUTOLOAD = "MPISNAP_DISABLE_PLUGIN_AUTOLOAD"

@@ -184,12 +184,19 @@ class Solver:
     ``|R x - qb|^2`` (+ its penalty) for the upper-triangular R and Qᵀb of the weighted training
     rows (``nrows`` training rows in all, ``rnorm2`` the squared residual outside range(R)) and
     returns a :class:`SolveResult`. ``kinds`` says which model kinds it serves; ``name`` is what
-    ``[SOLVER] solver`` selects (case-insensitive)."""
+    ``[SOLVER] solver`` selects (case-insensitive).
+
+    ``posterior`` marks a Bayesian solver: the fit compresses the training rows per
+    cross-validation fold and row kind and calls ``solve(None, None, settings, nrows=...,
+    rnorm2=..., blocks=...)`` with the :class:`mpisnap.pipeline.solving.Blocks`; it returns the
+    posterior mean as ``coefficients``, its ``covariance`` and, in ``info``, the
+    hyper-parameters :mod:`mpisnap.uq` reads; the fit then runs the uncertainty stage."""
 
     name: str
     solve: Callable[[np.ndarray, np.ndarray, Any], SolveResult]
     kinds: frozenset = frozenset({"linear"})
     description: str = ""
+    posterior: bool = False
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,7 @@ class FitResult:
     files: list[str] = field(default_factory=list)
     reference: Any = None
     thread_pools: dict = field(default_factory=dict)  # pool kind -> threads in effect on this rank
+    uq: Any = None  # mpisnap.uq.UQResult of a Bayesian solver (posterior, calibration), else None
 
     def predict(self, atoms=None, *, positions=None, cell=None, pbc=True, symbols=None) -> dict:
         """Energy (eV), forces (N, 3) eV/Å and stress (3, 3) bar (pressure convention, periodic

@@ -50,7 +50,16 @@ BUILTIN_NN = ("mpisnap.plugins.nn", {"model_forms": ["nn"], "solvers": ["PYTORCH
 #: The built-in settings sections (listed by ``mpisnap plugins`` too) and their provider.
 BUILTIN_SECTIONS = (list(SECTION_ORDER), "mpisnap.settings.sections")
 #: The sections of one verb that built-in plugins bring, by name: their provider.
-BUILTIN_VERB_SECTIONS = {"GENERATE": "mpisnap.plugins.generation", "TUNE": "mpisnap.plugins.tuning"}
+BUILTIN_VERB_SECTIONS = {"GENERATE": "mpisnap.plugins.generation", "TUNE": "mpisnap.plugins.tuning",
+                         "LEARN": "mpisnap.plugins.learning"}
+#: The built-in uncertainty plugins (registered last): their records by family.
+BUILTIN_UQ = {"mpisnap.plugins.bayes": {"solvers": ["BAYES", "ANL"], "settings_sections": ["UQ"]},
+              "mpisnap.plugins.uq_writers": {"writers": ["uq"]}}
+
+
+def _uq_records(family: str) -> dict:
+    """name -> provider of the uncertainty plugins' records of ``family``."""
+    return {n: p for p, fams in BUILTIN_UQ.items() for n in fams.get(family, [])}
 
 
 def _hooks() -> dict[str, types.FunctionType]:
@@ -292,7 +301,8 @@ def test_plugin_section_unknown_without_the_plugin(plugin_site, tmp_path):
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert proc.stderr.strip() == (
         "mpisnap: error: with_section.in: [EXAMPLE]: unknown section; known sections (from the "
-        "installed plugins): " + ", ".join([*SECTION_ORDER, *BUILTIN_VERB_SECTIONS]))
+        "installed plugins): " + ", ".join([*SECTION_ORDER, *BUILTIN_VERB_SECTIONS,
+                                            *_uq_records("settings_sections")]))
     assert not out.exists() or not list(out.iterdir())
 
 
@@ -391,7 +401,7 @@ def test_autoload_switch(monkeypatch):
     pm = get_plugin_manager()
     names = {pm.get_name(p) for p in pm.get_plugins()}
     assert names == ({provider for _, provider in BUILTINS.values()} | {BUILTIN_SECTIONS[1]}
-                     | set(BUILTIN_VERB_SECTIONS.values()) | {BUILTIN_NN[0]})
+                     | set(BUILTIN_VERB_SECTIONS.values()) | {BUILTIN_NN[0]} | set(BUILTIN_UQ))
     monkeypatch.delenv(DISABLE_AUTOLOAD)
     pm = get_plugin_manager(autoload=False)
     assert {pm.get_name(p) for p in pm.get_plugins()} == names
@@ -409,9 +419,10 @@ def test_plugins_command_lists_the_builtins(monkeypatch, capsys):
     assert set(listing) == set(BUILTINS) | {"settings_sections"}
     for family, (names, provider) in BUILTINS.items():
         nn = dict.fromkeys(BUILTIN_NN[1].get(family, []), BUILTIN_NN[0])
-        assert listing[family] == dict.fromkeys(names, provider) | nn, family
+        assert listing[family] == dict.fromkeys(names, provider) | nn | _uq_records(family), family
     names, provider = BUILTIN_SECTIONS
-    assert listing["settings_sections"] == dict.fromkeys(names, provider) | BUILTIN_VERB_SECTIONS
+    assert listing["settings_sections"] == (dict.fromkeys(names, provider) | BUILTIN_VERB_SECTIONS
+                                            | _uq_records("settings_sections"))
 
 
 def test_builtin_records_are_typed():
@@ -423,7 +434,8 @@ def test_builtin_records_are_typed():
             assert isinstance(rec, cls) and rec.name and rec.description, rec
     assert {r.kind for r in registry.all("model_forms")} <= {"linear", "nonlinear"}
     names, provider = BUILTIN_SECTIONS
-    assert registry.names("settings_sections") == names + list(BUILTIN_VERB_SECTIONS)
+    assert registry.names("settings_sections") == (names + list(BUILTIN_VERB_SECTIONS)
+                                                   + list(_uq_records("settings_sections")))
     assert {registry.providers[("settings_sections", n.lower())] for n in names} == {provider}
     for name, verb_provider in BUILTIN_VERB_SECTIONS.items():
         assert registry.providers[("settings_sections", name.lower())] == verb_provider

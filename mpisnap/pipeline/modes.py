@@ -73,6 +73,10 @@ def _linear_result(setup: Setup, sol, coef, metrics, rows, timer: Timer) -> FitR
 
 
 def _solve_and_evaluate(comm, setup: Setup, shard, timer: Timer) -> FitResult:
+    if setup.solver.posterior:  # a Bayesian solver: the fit with uncertainty (mpisnap.uq)
+        from ..uq.fitting import fit_shard
+
+        return fit_shard(comm, setup, shard, timer)
     with timer("solve"):
         sol = solve_shard(comm, shard, setup)
         coef = setup.model.symmetrize(sol.coefficients)
@@ -110,6 +114,10 @@ def fit_streaming(comm, setup: Setup, timer: Timer, *, progress: bool = False) -
     metrics (a second pass: memory bounded by one chunk of configurations)."""
     with timer("read"):
         pl = plan(comm, setup)
+    if setup.solver.posterior:
+        from ..uq.fitting import fit_streaming as fit_posterior_streaming
+
+        return fit_posterior_streaming(comm, setup, pl, timer, progress=progress)
     ncols = setup.model.ncols
     acc = agree(comm, lambda: compress(_rows.iter_blocks(setup, pl, timer=timer,
                                                          progress=progress), ncols))
