@@ -28,6 +28,10 @@ def __getattr__(name):  # lazy exports: ``import mpisnap`` does not import ase
         from .tuning import tune
 
         return tune
+    if name == "learn":
+        from .learning import learn
+
+        return learn
     raise AttributeError(f"module 'mpisnap' has no attribute {name!r}")
 
 
@@ -39,4 +43,4 @@ def fit(source, **kwargs):
 
 
 __all__ = ["Calculator", "Descriptor", "DescriptorResult", "PairDerivatives", "fit", "generate",
-           "hookimpl", "tune", "__version__"]
+           "hookimpl", "learn", "tune", "__version__"]

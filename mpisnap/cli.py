@@ -70,6 +70,7 @@ def _common_options() -> argparse.ArgumentParser:
 
 #: Verbs defined in their own modules (see the module docstring), by name.
 VERBS: dict[str, str] = {
+    "learn": "mpisnap.learning.cli",
     "generate": "mpisnap.generation.cli",
     "tune": "mpisnap.tuning.cli",
 }

@@ -28,6 +28,7 @@ BUILTINS = (
     "mpisnap.settings.sections",
     "mpisnap.plugins.generation",
     "mpisnap.plugins.tuning",
+    "mpisnap.plugins.learning",
     "mpisnap.plugins.bayes",
     "mpisnap.plugins.uq_writers",
 )
