@@ -161,3 +161,38 @@ def test_uq_errors_are_one_line(override, message):
     with pytest.raises(ValueError, match=message) as exc:
         prepare(EXAMPLE, [override], autoload=False)
     assert "\n" not in str(exc.value)
+
+
+def test_chemsnap_samples_are_orbit_averaged(tmp_path):
+    """ChemSNAP (twojmax 2 on InP teacher labels, ZBL reference): the mean and every sample are
+    orbit-averaged (LAMMPS forces stay −∇E); the calculator reads the potential's ``_uq.h5`` and
+    agrees with the fit's per-row standard deviations."""
+    from ase import Atoms
+
+    from mpisnap import Calculator
+    from mpisnap.potential import read_snapcoeff
+    from mpisnap.testing.teachers import TEACHERS, structures, write_dataset
+
+    teacher = TEACHERS["InP_JCPA2020"]
+    inp = write_dataset(teacher, tmp_path, n=12, seed=0)
+    out = tmp_path / "out"
+    r = mpisnap.fit(inp, overrides=["SOLVER.solver=BAYES", "UQ.nsamples=2", "UQ.folds=4",
+                                     "BISPECTRUM.twojmax=2"],
+                    output_dir=out, autoload=False, threads=1)
+    assert r.model.name == "chemsnap" and r.uq is not None
+    np.testing.assert_array_equal(r.model.symmetrize(r.coefficients), r.coefficients)
+    for k in range(2):
+        blocks = read_snapcoeff(out / f"InP_JCPA2020_fit_sample{k}.snapcoeff")[2]
+        coef = np.concatenate([blocks[e][1:] for e in teacher.elements])  # bzeroflag 1
+        assert np.abs(coef - r.coefficients).max() > 0
+        np.testing.assert_allclose(r.model.symmetrize(coef), coef, rtol=0, atol=1e-15)
+    pos, cell, syms = structures(teacher, 12, 0)[3]
+    atoms = Atoms(syms, positions=pos, cell=cell, pbc=True)
+    atoms.calc = Calculator(out / "InP_JCPA2020_fit.mod", threads=1)
+    atoms.get_potential_energy()
+    rows = r.uq.rows[r.uq.rows["config"] == 3]
+    res = atoms.calc.results
+    assert res["energy_std"] == pytest.approx(len(atoms) * rows["std"][rows["kind"] == 0][0],
+                                              rel=1e-6)
+    np.testing.assert_allclose(res["forces_std"].ravel(), rows["std"][rows["kind"] == 1],
+                               rtol=1e-6)

@@ -55,15 +55,15 @@ def stack_triangles(tris: Iterable[tuple[float, np.ndarray]]) -> np.ndarray:
     for s, T in tris:
         if s == 0.0:
             continue
-        B = np.asfortranarray(float(s) * np.asarray(T, dtype=float))
+        # one scaled Fortran-order copy; tpqrt reads only the upper triangles
+        B = np.multiply(np.asarray(T, dtype=float), float(s), order="F")
         if acc is None:
-            acc = np.asfortranarray(np.triu(B))
+            acc = B
             continue
         k = acc.shape[0]
         if k == 0:
             continue
-        a, _, _, info = lapack.dtpqrt(k, min(_NB, k), acc, np.triu(B), overwrite_a=1,
-                                      overwrite_b=1)
+        a, _, _, info = lapack.dtpqrt(k, min(_NB, k), acc, B, overwrite_a=1, overwrite_b=1)
         if info != 0:  # pragma: no cover - LAPACK argument error
             raise RuntimeError(f"LAPACK dtpqrt failed (info {info})")
         acc = a
