@@ -454,3 +454,11 @@ def test_lazy_export_and_light_import():
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
     assert "generate" in mpisnap.__all__
     assert bulk  # used by other tests of the module
+
+
+def test_the_example_input_serves_generate_and_fit():
+    example = TESTS.parent / "examples" / "generate_Cu" / "generate_Cu.in"
+    inp = read_generate_input(example)
+    assert inp.generate.oracle == "ase.calculators.emt:EMT" and inp.generate.nconfigs == 30
+    s = load_settings(example)
+    assert "GENERATE" in s.unparsed_sections and s.groups[0].name == "Generated"

@@ -9,7 +9,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -203,7 +203,8 @@ def _own(k: int, comm) -> bool:
     return k % comm.size == comm.rank
 
 
-def _initial(inp: GenerateInput, k: int, seed_extra: Sequence[int] = ()) -> tuple[Param, np.ndarray]:
+def _initial(inp: GenerateInput, k: int, seed_extra: Sequence[int] = ()
+             ) -> tuple[Param, np.ndarray]:
     g = inp.generate
     rng = np.random.default_rng(np.random.SeedSequence([g.seed, k, *seed_extra]))
     for _ in range(DRAWS):
@@ -316,12 +317,12 @@ def _generate(comm, source, overrides, output_dir, nthreads, resume, show, base_
     ref_Bs: list[np.ndarray] = []
     if g.reference is not None:
         refs = agree(comm, _reference_structures, inp)
-        elements = set(descriptor.elements)
+        known = set(descriptor.elements)
 
         def ref_descriptors():
             own = {}
             for k, at in enumerate(refs):
-                bad = sorted(set(at.get_chemical_symbols()) - elements)
+                bad = sorted(set(at.get_chemical_symbols()) - known)
                 if bad:
                     raise GenerateError(f"{inp.source}: [GENERATE] reference: structure {k} has "
                                         f"element {bad[0]!r}, not in [BISPECTRUM] type")
@@ -371,6 +372,7 @@ def _generate(comm, source, overrides, output_dir, nthreads, resume, show, base_
     if resume and state_path and os.path.isfile(state_path):
         state = agree(comm, _load_state, state_path, fingerprint, where)
         done, params, xs, whitening, history = state
+        symbols = [p.symbols for p in params]
         collect(comm.allgather(agree(comm, measure, range(n))))
         log.info(f"generate: resuming from {state_path} (after iteration {done})")
     elif resume:

@@ -24,8 +24,9 @@ Estimators, for a cloud of M points in D dimensions (distances ``d_ij`` between 
 
   with the bandwidth ``h`` half the median nearest-neighbour distance of the cloud (held fixed
   while optimising; a wider kernel would let the distant bulk of the cloud, not the neighbours,
-  decide each point's density) and a floor ``φ_0 = exp(−CUT²/2)``: a point farther than ``CUT·h`` from every other
-  gains nothing more.
+  decide each point's density) and a floor ``φ_0 = exp(−CUT²/2)``: a point farther than
+  ``CUT·h`` from every other gains nothing more. At so small a bandwidth its value is biased high
+  (only its changes matter to the optimiser; Kozachenko–Leonenko is the reported number).
 * **softmin** — the Kozachenko–Leonenko estimator with each nearest-neighbour distance replaced by
   a smooth minimum, the power mean ``m_i = (Σ_{j≠i} d_ij^{−p})^{−1/p} ≤ min_j d_ij`` (p = 2D,
   held fixed); it tends to ``H_KL`` as p grows.

@@ -81,7 +81,8 @@ def read_generate_input(source: str | os.PathLike | Mapping, overrides: Sequence
     known = {rec.name: rec for rec in (default_sections() if sections is None else sections)}
     for sec in raw:
         if sec not in known:
-            ctx.fail(sec, None, "unknown section" + hint(sec, known, "section names are in capitals")
+            ctx.fail(sec, None, "unknown section"
+                     + hint(sec, known, "section names are in capitals")
                      + "; known sections (from the installed plugins): " + ", ".join(known))
     if "GENERATE" not in known:
         ctx.error("[GENERATE]: no installed plugin provides this section (the built-in plugin "

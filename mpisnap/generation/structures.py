@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Param", "random_structure", "wall", "wall_terms", "pairs", "min_pair_distance", "WALL_MARGIN",
-           "WALL_STRENGTH"]
+__all__ = ["Param", "random_structure", "wall", "wall_terms", "pairs", "min_pair_distance",
+           "relax_wall", "WALL_MARGIN", "WALL_STRENGTH"]
 
 WALL_MARGIN = 1.05
 WALL_STRENGTH = 10.0
