@@ -233,6 +233,55 @@ def test_three_ranks_blocks_equal_raw_refits_and_search_equals_serial(tmp_path):
                                atol=0)  # necessarily the same last bits (other R per rank)
 
 
+def test_ridge_alpha_and_streaming_end_to_end(tmp_path):
+    """RIDGE: alpha is tuned (trial 0 is the input's alpha to the last bit) and written to the
+    tuned input; in streaming mode the final fit streams, and fitting the tuned input gives the
+    same potential."""
+    from mpisnap.settings import load_settings
+
+    r = mpisnap.tune(str(TUNE_EXAMPLE), overrides=["SOLVER.solver=RIDGE", "MEMORY.stream=1"],
+                     output_dir=tmp_path / "out", autoload=False, trials=8, weights="kinds",
+                     folds=3)
+    assert r.space.names == ("energy", "stress", "alpha")
+    assert r.trials[0].alpha == 1e-8 and r.input_metrics is None and r.fit.shard is None
+    s = load_settings(tmp_path / "out" / "Cu_EMT_naive_tuned.in", verb="fit")
+    assert s.ridge.alpha == r.best.alpha == r.alpha
+    assert {g.name: (g.eweight, g.fweight, g.vweight) for g in s.groups} == r.weights
+    again = mpisnap.fit(str(tmp_path / "out" / "Cu_EMT_naive_tuned.in"), write=False,
+                        autoload=False)
+    np.testing.assert_array_equal(again.coefficients, r.fit.coefficients)
+
+
+def test_cli_on_two_ranks_gives_the_serial_tune(tmp_path):
+    """``mpiexec -n 2 mpisnap tune``: the same trials, tuned weights and potential as one
+    process (trials split over the ranks, outputs written once by rank 0)."""
+    import os
+    import shutil
+
+    from mpisnap.testing.teachers import read_snapcoeff
+
+    opts = ["--set", "TUNE.trials=12", "--set", "TUNE.folds=3", "--threads", "1"]
+    exe = Path(sys.executable).parent / "mpiexec"
+    cmd = [str(exe) if exe.exists() else shutil.which("mpiexec"), "-n", "2", sys.executable,
+           "-m", "mpisnap", "tune", str(TUNE_EXAMPLE), "--output-dir", str(tmp_path / "mpi"),
+           "-q", *opts]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=240,
+                       env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert p.returncode == 0, p.stderr
+    r = mpisnap.tune(str(TUNE_EXAMPLE), output_dir=tmp_path / "serial", autoload=False,
+                     threads=1, trials=12, folds=3)
+    trials = np.genfromtxt(tmp_path / "mpi" / "Cu_EMT_naive_tune_trials.csv", delimiter=",",
+                           names=True)
+    np.testing.assert_allclose(trials["objective"], [t.objective for t in r.trials], rtol=1e-9)
+    lines = [ln for ln in (tmp_path / "mpi" / "Cu_EMT_naive_tuned.in").read_text().splitlines()
+             if not ln.startswith("#")]
+    assert lines == [ln for ln in (tmp_path / "serial" / "Cu_EMT_naive_tuned.in").read_text()
+                     .splitlines() if not ln.startswith("#")]
+    _, _, a = read_snapcoeff(tmp_path / "mpi" / "Cu_EMT_pot.snapcoeff")
+    _, _, b = read_snapcoeff(tmp_path / "serial" / "Cu_EMT_pot.snapcoeff")
+    assert np.abs(a["Cu"] - b["Cu"]).max() <= 1e-10 * np.abs(b["Cu"]).max()
+
+
 @pytest.mark.parametrize("setting, message", [
     ("TUNE.folds=1", r"\[TUNE\] folds: must be >= 2, got 1"),
     ("TUNE.weights=atoms", r"\[TUNE\] weights: expected one of groups, kinds, none"),

@@ -331,7 +331,10 @@ class CrossValidator:
         """alpha at point ``x`` (None when alpha is not tuned)."""
         if self.alpha_section is None:
             return None
-        return self.space.alpha_scale * 10.0 ** float(np.asarray(x, float)[-1])
+        y = float(np.asarray(x, float)[-1])
+        if y == self.space.x0[-1] and self._alpha_in:  # the input's alpha, to the last bit
+            return self._alpha_in
+        return self.space.alpha_scale * 10.0 ** y
 
     def input_alpha(self) -> float | None:
         return self._alpha_in

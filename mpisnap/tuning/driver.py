@@ -177,20 +177,26 @@ class _Job:
 def cross_validator(source, *, overrides: Sequence[str] = (), comm=None,
                     plugins: Iterable[Any] = (), autoload: bool | None = None,
                     threads: int | None = None, objective: Callable | None = None,
-                    **options) -> CrossValidator:
+                    blocks: CVBlocks | None = None, **options) -> CrossValidator:
     """Collective: the :class:`~mpisnap.tuning.crossval.CrossValidator` of an input (rows
     computed and compressed into blocks, the input's CV errors as its baseline), for scripted
     searches and for other uses of cross-validated refits: ``cv.errors(x)``, ``cv.trial(i, x)``,
     ``cv.weights(x)``, ``cv.coefficients(fold, x)``; ``cv.space`` names and bounds the tuned
-    values. Arguments as :func:`tune`."""
+    values; ``cv.blocks`` are the blocks. ``blocks``: the ``cv.blocks`` of an earlier call with
+    the same input and ``[TUNE]`` folds, seed and memory (no rows are computed then). Arguments
+    as :func:`tune`."""
     comm = comm if comm is not None else SerialComm()
     overrides = list(overrides) + _options_overrides(options)
     nthreads = threads_per_rank(comm, threads)
     with limited(nthreads):
         job = _plan(comm, source, overrides, plugins, autoload, nthreads, Timer(), None, False,
                     False)
-        cvb, _ = _rows_and_blocks(job, lambda: limited(nthreads))
-        return _validator(job, cvb, objective)
+        if blocks is None:
+            blocks, _ = _rows_and_blocks(job, lambda: limited(nthreads))
+        elif blocks.coarse != job.coarse or not np.array_equal(blocks.index.folds,
+                                                                job.index.folds):
+            raise FitError("cross_validator: the blocks were made with other folds or memory")
+        return _validator(job, blocks, objective)
 
 
 def _plan(comm, source, overrides, plugins, autoload, nthreads, timer, output_dir, write,

@@ -1,0 +1,199 @@
+#!/usr/bin/env python
+"""Benchmark of ``mpisnap tune``: trials per second against the number of columns (1 and 2
+ranks), time per trial against the size of the training set (the example replicated 1x and 16x),
+and the end-to-end tune of the InP data (CV objective and test-split errors, input weights against
+tuned weights).
+
+    python scripts/bench_tune.py [--parts trials replicas inp] [--trials 40] [--inp-trials 300]
+
+The blocks of each data set are built once (``mpisnap.tuning.driver.cross_validator``: rows and
+compression, timed separately) and saved; each trial rate then comes from ``mpiexec -n N python
+scripts/bench_tune.py --worker ...``, which loads them (``cross_validator(..., blocks=...)``) and
+times a search of a fixed number of trials, one BLAS/OpenMP thread per rank.
+The data sets: the Cu example (31 columns, 6 groups), the InP data without ChemSNAP at twojmax 8
+(112 columns, 19 groups) and the InP data as published (ChemSNAP, 482 columns, 19 groups); InP is
+given a seeded 80/20 train/test split in every group and the objective energy + force (its stress
+weights are 1e-12).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "Cu_EMT" / "Cu_EMT.in"
+INP = ROOT.parent / "shared" / "data" / "InP_JPCA2020" / "InP-example.in"
+MPIEXEC = str(Path(sys.executable).parent / "mpiexec")
+
+
+def inp_overrides(chem: bool = True) -> list[str]:
+    """The InP input with an 80/20 seeded split in every group (the published input fits every
+    configuration) and, with ``chem`` false, plain SNAP at twojmax 8."""
+    from mpisnap.pipeline import prepare
+
+    s = prepare(str(INP), autoload=False).settings
+    ov = [f"GROUPS.{g.name}=0.8 0.2 {g.eweight!r} {g.fweight!r} {g.vweight!r}" for g in s.groups]
+    ov += ["GROUPS.random_sampling=1", "GROUPS.random_seed=1", "TUNE.objective=energy force"]
+    if not chem:
+        ov += ["BISPECTRUM.chemflag=0", "BISPECTRUM.bnormflag=0", "BISPECTRUM.twojmax=8 8",
+               "BISPECTRUM.wselfallflag=0"]
+    return ov
+
+
+def replicate(k: int, dest: Path) -> Path:
+    """The example with every configuration present k times (symbolic links)."""
+    data = dest / "JSON"
+    for g in sorted((EXAMPLE.parent / "JSON").iterdir()):
+        (data / g.name).mkdir(parents=True)
+        for f in sorted(g.iterdir()):
+            for r in range(k):
+                (data / g.name / f"{f.stem}_r{r:02d}{f.suffix}").symlink_to(f)
+    inp = dest / "Cu_EMT.in"
+    inp.write_text(EXAMPLE.read_text())
+    return inp
+
+
+def build(inp: Path, overrides: list[str], path: Path) -> dict:
+    """The blocks of one input, built once on this process and saved for the rate workers."""
+    import pickle
+
+    from mpisnap.tuning.driver import cross_validator
+
+    t0 = time.perf_counter()
+    cv = cross_validator(str(inp), overrides=overrides, autoload=False)
+    t = time.perf_counter() - t0
+    with open(path, "wb") as fh:
+        pickle.dump(cv.blocks, fh)
+    return {"build_s": t, "ncols": cv.blocks.ncols, "tuned": cv.space.size,
+            "blocks": len(cv.blocks.blocks) + len(cv.blocks.unit),
+            "mib": cv.blocks.nbytes() / 2**20}
+
+
+def worker(args) -> None:
+    """One rate measurement (run under mpiexec): load the blocks, time the search."""
+    import pickle
+
+    from mpisnap.comm import world
+    from mpisnap.tuning.driver import cross_validator
+    from mpisnap.tuning.search import search
+
+    comm = world()
+    with open(args.blocks, "rb") as fh:
+        blocks = pickle.load(fh)
+    cv = cross_validator(args.worker, overrides=json.loads(args.overrides), comm=comm,
+                         autoload=False, threads=1, blocks=blocks)
+    comm.Barrier()
+    t0 = time.perf_counter()
+    trials = search(comm, cv.space, cv.trial, trials=args.trials, seed=0)
+    t_search = time.perf_counter() - t0
+    if comm.rank == 0:
+        print(json.dumps({"search_s": t_search, "trials": len(trials),
+                          "per_trial_s": t_search / len(trials)}))
+
+
+def measure(nranks: int, inp: Path, overrides: list[str], blocks: Path, trials: int) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    cmd = [MPIEXEC, "-n", str(nranks), sys.executable, __file__, "--worker", str(inp),
+           "--overrides", json.dumps(overrides), "--blocks", str(blocks), "--trials", str(trials)]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=7200)
+    if p.returncode:
+        raise SystemExit(p.stderr)
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def part_trials(trials: int, tmp: Path) -> None:
+    print(f"\nTrials per second (load average {load()})\n")
+    print("| data | columns | tuned values | blocks (MiB) | ranks | trials | s per trial | "
+          "trials/s | speed-up |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    cases = [("Cu example", EXAMPLE, [], trials * 4),
+             ("InP, SNAP 2J=8", INP, inp_overrides(chem=False), trials),
+             ("InP, ChemSNAP 2J=6", INP, inp_overrides(chem=True), max(10, trials // 2))]
+    for k, (name, inp, ov, t) in enumerate(cases):
+        path = tmp / f"blocks{k}.pkl"
+        b = build(inp, ov, path)
+        one = None
+        for n in (1, 2):
+            r = measure(n, inp, ov, path, t)
+            one = one or r["per_trial_s"]
+            print(f"| {name} | {b['ncols']} | {b['tuned']} | {b['blocks']} ({b['mib']:.0f}) | "
+                  f"{n} | {r['trials']} | {r['per_trial_s']:.3g} | {1 / r['per_trial_s']:.3g} | "
+                  f"{one / r['per_trial_s']:.2f}x |", flush=True)
+
+
+def part_replicas(trials: int, tmp: Path) -> None:
+    print(f"\nTime per trial against training-set size (load average {load()})\n")
+    print("| training set | configurations | blocks built in | s per trial |\n"
+          "|---|---:|---:|---:|")
+    for k in (1, 16):
+        inp = replicate(k, tmp / f"x{k}")
+        path = tmp / f"x{k}.pkl"
+        b = build(inp, [], path)
+        r = measure(1, inp, [], path, trials * 4)
+        print(f"| example x{k} | {135 * k} | {b['build_s']:.1f} s | {r['per_trial_s']:.4g} |",
+              flush=True)
+
+
+def part_inp(trials: int, out: Path) -> None:
+    import mpisnap
+
+    print(f"\nEnd-to-end tune of the InP data ({trials} trials, load average {load()})\n")
+    t0 = time.perf_counter()
+    r = mpisnap.tune(str(INP), overrides=inp_overrides(), output_dir=out, trials=trials,
+                     threads=1, autoload=False)
+    wall = time.perf_counter() - t0
+    print("| stage | s |\n|---|---:|")
+    for k, v in r.timings.items():
+        print(f"| {k} | {v:.1f} |")
+    print(f"| wall | {wall:.1f} |")
+    b, t = r.baseline, r.best
+    print(f"\nCV objective {b.objective:.4g} (published weights) -> {t.objective:.4g} "
+          f"(trial {t.index})\n")
+    print("| | published weights | tuned weights |\n|---|---:|---:|")
+    for k in ("energy", "force"):
+        print(f"| CV RMSE {k} | {b.errors.rmse[k]:.4g} | {t.errors.rmse[k]:.4g} |")
+    before = {(m.split, m.kind): m for m in r.input_metrics
+              if m.group == "*ALL" and m.weighting == "Unweighted"}
+    for m in r.fit.metrics:
+        if m.group == "*ALL" and m.weighting == "Unweighted" and m.kind != "Stress":
+            p = before[(m.split, m.kind)]
+            print(f"| {m.split} {m.kind} RMSE (MAE) | {p.rmse:.4g} ({p.mae:.4g}) | "
+                  f"{m.rmse:.4g} ({m.mae:.4g}) |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--parts", nargs="+", default=["trials", "replicas", "inp"],
+                    choices=["trials", "replicas", "inp"])
+    ap.add_argument("--trials", type=int, default=40, help="trials timed per rate measurement")
+    ap.add_argument("--inp-trials", type=int, default=300, help="trials of the InP tune")
+    ap.add_argument("--out", default=None, help="output folder of the InP tune")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--overrides", default="[]", help=argparse.SUPPRESS)
+    ap.add_argument("--blocks", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    with tempfile.TemporaryDirectory(prefix="mpisnap-bench-tune-") as tmp:
+        if "trials" in args.parts:
+            part_trials(args.trials, Path(tmp))
+        if "replicas" in args.parts:
+            part_replicas(args.trials, Path(tmp))
+    if "inp" in args.parts:
+        out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="mpisnap-tune-inp-"))
+        part_inp(args.inp_trials, out)
+        print(f"\n(outputs in {out})")
+
+
+if __name__ == "__main__":
+    main()
