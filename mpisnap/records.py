@@ -49,6 +49,8 @@ def _array(where: str, key: str, value: Any, shape: tuple[int, ...], bound: floa
         raise ValueError(f"{where}: {key}: expected numbers of shape {shape}") from None
     if arr.shape != shape:
         raise ValueError(f"{where}: {key}: expected shape {shape}, got {arr.shape}")
+    if not arr.size or -bound <= arr.min() and arr.max() <= bound:  # NaN fails: no temporaries
+        return
     bad = ~np.isfinite(arr)
     if bad.any():
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
