@@ -138,7 +138,8 @@ typedef double v8 __attribute__((vector_size(8 * L)));
 typedef double v8u __attribute__((vector_size(8 * L), aligned(8), may_alias));
 inline v8 ld8(const double* p) { return *reinterpret_cast<const v8u*>(p); }
 inline void st8(double* p, v8 x) { *reinterpret_cast<v8u*>(p) = x; }
-inline v8 splat(double x) { return v8{} + x; }
+inline v8 splat(double x) { return v8{x, x, x, x, x, x, x, x}; }
+static_assert(L == 8, "splat() spells out L lanes");
 
 struct Geometry {  // per-lane neighbour geometry
   alignas(64) double ar[L], ai[L], br[L], bi[L];
@@ -198,7 +199,9 @@ void neighbour_geometry(const Params& p, double x, double y, double z, double rc
   g.w[l] = wn;
 }
 
-// Wigner U_j and dU_j/dr (three directions) for L neighbours, full blocks, lane-interleaved.
+// Wigner U_j and (DERIV) dU_j/dr in three directions for L neighbours, full blocks,
+// lane-interleaved.
+template <bool DERIV>
 __attribute__((noinline)) void wigner_u(const Tables& t, const Geometry& g, double* ur, double* ui,
                                         double* dur, double* dui) {
   const int J = t.J, NU = t.ufull;
@@ -215,6 +218,7 @@ __attribute__((noinline)) void wigner_u(const Tables& t, const Geometry& g, doub
   }
   st8(ur, splat(1.0));
   st8(ui, v8{});
+  if (DERIV)
   for (int a = 0; a < 3; ++a) {
     st8(dur + a * DS, v8{});
     st8(dui + a * DS, v8{});
@@ -231,6 +235,7 @@ __attribute__((noinline)) void wigner_u(const Tables& t, const Geometry& g, doub
           const v8 upr = ld8(ur + pi) * rq, upi = ld8(ui + pi) * rq;
           r += ar * upr + ai * upi;
           im += ar * upi - ai * upr;
+          if (DERIV)
           for (int a = 0; a < 3; ++a) {
             const v8 dpr = ld8(dur + a * DS + pi) * rq, dpi = ld8(dui + a * DS + pi) * rq;
             dr[a] += dar[a] * upr + dai[a] * upi + ar * dpr + ai * dpi;
@@ -243,6 +248,7 @@ __attribute__((noinline)) void wigner_u(const Tables& t, const Geometry& g, doub
           const v8 upr = ld8(ur + pi) * rq, upi = ld8(ui + pi) * rq;
           r -= br * upr + bi * upi;
           im -= br * upi - bi * upr;
+          if (DERIV)
           for (int a = 0; a < 3; ++a) {
             const v8 dpr = ld8(dur + a * DS + pi) * rq, dpi = ld8(dui + a * DS + pi) * rq;
             dr[a] -= dbr[a] * upr + dbi[a] * upi + br * dpr + bi * dpi;
@@ -251,6 +257,7 @@ __attribute__((noinline)) void wigner_u(const Tables& t, const Geometry& g, doub
         }
         st8(ur + idx, r);
         st8(ui + idx, im);
+        if (DERIV)
         for (int a = 0; a < 3; ++a) {
           st8(dur + a * DS + idx, dr[a]);
           st8(dui + a * DS + idx, di[a]);
@@ -268,6 +275,7 @@ __attribute__((noinline)) void wigner_u(const Tables& t, const Geometry& g, doub
         const v8 sg = splat(((ma + mb) % 2) ? -1.0 : 1.0);
         st8(ur + dst, sg * ld8(ur + src));
         st8(ui + dst, -sg * ld8(ui + src));
+        if (DERIV)
         for (int a = 0; a < 3; ++a) {
           st8(dur + a * DS + dst, sg * ld8(dur + a * DS + src));
           st8(dui + a * DS + dst, -sg * ld8(dui + a * DS + src));
@@ -291,17 +299,17 @@ struct Scratch {
 };
 
 struct Workspace {
-  Geometry geo;
   vec<double> ur, ui, dur, dui;  // one lane group of images, full blocks: [ufull][L]
   vec<double> uacc;              // lane-wise U_tot sums of the open (atom, element) run: [2][NH][L]
   vec<double> utr, uti;          // per atom of the group: [ne][ufull]
   vec<double> ubr, ubi;          // block layout for Z: [ne][ufull][L]
-  vec<double> z;                 // [npair][zsize][L]
-  vec<double> zc;                // one atom: [npair][zsize]
+  vec<double> z;                 // packed Z layout (Tables::zu_*): [zu_size][L]
+  vec<double> zpa;               // the same per atom of the group: [L][zpad]
+  int zpad = 0;
   vec<double> blin;              // [L][ncoeff]
-  vec<double> D;                 // the group's weighted dŨ: [2H][ld], rows 3n+a of its images
-  int64_t ld = 0;
-  vec<double> zp;                // one atom's Z vectors for one element, packed per block
+  vec<Geometry> geo_all;         // the group's lane geometries (first pass, reused by the second)
+  vec<double> D;                 // weighted dŨ: [2H][ld], rows 3n+a of the stream from row Dbase
+  int64_t ld = 0, Dbase = 0;
   vec<double> P;                 // [u][RVL]: dot products of one row chunk
   vec<double> G;                 // [ncoeff][RVL]: columns of one row chunk
   vec<double> gbuf;              // one atom's rows [3n+a][ncoeff] when not kept in Shared::g
@@ -336,16 +344,11 @@ struct Workspace {
     uti.assign(L * ne * t.ufull, 0.0);
     ubr.assign(ne * t.ufull * L, 0.0);
     ubi.assign(ne * t.ufull * L, 0.0);
-    z.assign(size_t(ne) * ne * t.zsize * L, 0.0);
-    zc.assign(size_t(ne) * ne * t.zsize, 0.0);
+    zpad = (t.zu_size + L - 1) / L * L;
+    z.assign(size_t(zpad) * L, 0.0);
+    zpa.assign(size_t(L) * zpad, 0.0);
     blin.assign(L * t.ncoeff, 0.0);
-    size_t zpmax = 0, umax = 0;
-    for (const auto& pl : t.dbplan) {
-      zpmax = std::max(zpmax, size_t(pl.zpsize));
-      umax = std::max(umax, pl.uz.size());
-    }
-    zp.assign(zpmax, 0.0);
-    P.assign((umax + 1) * RVL, 0.0);
+    P.assign(size_t(t.zu_blk.back() + 1) * RVL, 0.0);
     G.assign(size_t(t.ncoeff) * RVL, 0.0);
     gsum.assign(3 * size_t(t.ncoeff), 0.0);
   }
@@ -390,30 +393,55 @@ void flush_run(const Tables& t, Workspace& ws, double* utr, double* uti, int64_t
   (void)t;
 }
 
-// Neighbour stage of the group of atoms [a0, a0 + cnt): U_tot of each atom (ws.utr/uti slot) and
-// the weighted derivative rows D of all their images.
-__attribute__((noinline)) void group_neighbours(const Shared& sh, Workspace& ws, int a0, int cnt) {
+// Lane geometries of the group's neighbour stream (images of atoms [a0, a0 + cnt), atom by atom,
+// in list order), L at a time: lane group k covers stream positions [kL, kL + L).
+void group_geometry(const Shared& sh, Workspace& ws, int a0, int cnt, int64_t ng) {
   const Tables& t = *sh.t;
   const Params& p = t.params;
   const Config& c = *sh.c;
-  const int ne = t.nelem, NU = t.ufull, H = t.H;
-  const int64_t qa = sh.start[a0 - sh.i0], ng = sh.start[a0 + cnt - sh.i0] - qa;
+  const int64_t qa = sh.start[a0 - sh.i0];
+  const size_t ngrp = static_cast<size_t>((ng + L - 1) / L);
+  if (ws.geo_all.size() < ngrp) ws.geo_all.resize(ngrp);
+  int slot = 0;
+  for (size_t k = 0; k < ngrp; ++k) {
+    Geometry& g = ws.geo_all[k];
+    for (int l = 0; l < L; ++l) {
+      const int64_t pos = int64_t(k) * L + l;
+      if (pos < ng) {
+        const int64_t q = qa + pos;
+        while (q >= sh.start[a0 + slot + 1 - sh.i0]) ++slot;
+        const int ti = c.types[a0 + slot];
+        const int tm = c.types[sh.nl->owner[q]];
+        const double* r = &sh.nl->rij[3 * q];
+        const double rcut = (p.radelem[ti] + p.radelem[tm]) * p.rcutfac;
+        double si = 0.0, di = 1.0;
+        if (p.switchinnerflag) {
+          si = 0.5 * (p.sinner[ti] + p.sinner[tm]);
+          di = 0.5 * (p.dinner[ti] + p.dinner[tm]);
+        }
+        neighbour_geometry(p, r[0], r[1], r[2], rcut, p.wj[tm], si, di, g, l);
+      } else {  // padding lane: a harmless geometry with zero weight
+        neighbour_geometry(p, 0.0, 0.0, 1.0, 2.0 + 2.0 * p.rmin0, 0.0, 0.0, 1.0, g, l);
+      }
+    }
+  }
+  (void)cnt;
+}
+
+// First neighbour pass over the group: U_tot of each atom (ws.utr/uti slot), accumulated
+// lane-wise per (atom, element) run and reduced in a fixed order relative to the run's first image.
+__attribute__((noinline)) void group_utot(const Shared& sh, Workspace& ws, int a0, int cnt,
+                                          int64_t ng) {
+  const Tables& t = *sh.t;
+  const Params& p = t.params;
+  const Config& c = *sh.c;
+  const int ne = t.nelem, NU = t.ufull;
+  const int64_t qa = sh.start[a0 - sh.i0];
   const int nh = static_cast<int>(ws.hq.size());
   const int np = (nh + L - 1) / L * L;
 
-  // D rows: 3 per image, padded so that lane groups and row chunks stay inside.
-  const int64_t ld = 3 * ((ng + L - 1) / L * L) + RVL;
-  ws.ld = ld;
-  if (ws.D.size() < size_t(2) * H * ld) ws.D.resize(size_t(2) * H * ld);
-  const int64_t tail0 = 3 * ((ng + L - 1) / L * L);
-  for (int e = 0; e < 2 * H; ++e) {
-    double* d = &ws.D[size_t(e) * ld];
-    for (int64_t r = tail0; r < ld; ++r) d[r] = 0.0;
-  }
-
   for (int s = 0; s < cnt; ++s) {
-    const int i = a0 + s;
-    const int ei = p.chemflag ? c.types[i] : 0;
+    const int ei = p.chemflag ? c.types[a0 + s] : 0;
     double* utr = &ws.utr[size_t(s) * ne * NU];
     double* uti = &ws.uti[size_t(s) * ne * NU];
     std::fill(utr, utr + ne * NU, 0.0);
@@ -430,38 +458,25 @@ __attribute__((noinline)) void group_neighbours(const Shared& sh, Workspace& ws,
   int slot = 0;            // centre atom (slot) of the next image
   for (int64_t p0 = 0; p0 < ng; p0 += L) {
     const int cnt_l = static_cast<int>(std::min<int64_t>(L, ng - p0));
+    const Geometry& g = ws.geo_all[p0 / L];
     int key[L];
-    for (int l = 0; l < L; ++l) {
-      if (l < cnt_l) {
-        const int64_t q = qa + p0 + l;
-        while (q >= sh.start[a0 + slot + 1 - sh.i0]) ++slot;
-        const int i = a0 + slot;
-        const int ti = c.types[i];
-        const int tm = c.types[sh.nl->owner[q]];
-        const double* r = &sh.nl->rij[3 * q];
-        const double rcut = (p.radelem[ti] + p.radelem[tm]) * p.rcutfac;
-        double si = 0.0, di = 1.0;
-        if (p.switchinnerflag) {
-          si = 0.5 * (p.sinner[ti] + p.sinner[tm]);
-          di = 0.5 * (p.dinner[ti] + p.dinner[tm]);
-        }
-        neighbour_geometry(p, r[0], r[1], r[2], rcut, p.wj[tm], si, di, ws.geo, l);
-        key[l] = slot * ne + (p.chemflag ? tm : 0);
-      } else {  // padding lane: a harmless geometry with zero weight
-        neighbour_geometry(p, 0.0, 0.0, 1.0, 2.0 + 2.0 * p.rmin0, 0.0, 0.0, 1.0, ws.geo, l);
-        key[l] = -1;
-      }
+    for (int l = 0; l < cnt_l; ++l) {
+      const int64_t q = qa + p0 + l;
+      while (q >= sh.start[a0 + slot + 1 - sh.i0]) ++slot;
+      key[l] = slot * ne + (p.chemflag ? c.types[sh.nl->owner[q]] : 0);
     }
-    wigner_u(t, ws.geo, ws.ur.data(), ws.ui.data(), ws.dur.data(), ws.dui.data());
-    const Geometry& g = ws.geo;
-
-    // U_tot: lane-wise sums per (atom, element) run; a run is reduced when the next begins.
+    wigner_u<false>(t, g, ws.ur.data(), ws.ui.data(), ws.dur.data(), ws.dui.data());
     alignas(64) double wsl[L];
     for (int l = 0; l < L; ++l) wsl[l] = l < cnt_l ? g.w[l] * g.sfac[l] : 0.0;
     for (int l = 0; l < cnt_l;) {
       int l2 = l + 1;
       while (l2 < cnt_l && key[l2] == key[l]) ++l2;
-      if (key[l] != open_key) {
+      alignas(64) double wl[L];
+      for (int k = 0; k < L; ++k) wl[k] = (k >= l && k < l2) ? wsl[k] : 0.0;
+      const v8 w = ld8(wl);
+      v8* ar = reinterpret_cast<v8*>(ws.uacc.data());
+      v8* ai = ar + np;
+      if (key[l] != open_key) {  // a new run: reduce the open one, start this one
         if (open_key >= 0) {
           const int s = open_key / ne, e = open_key % ne;
           flush_run(t, ws, &ws.utr[(size_t(s) * ne + e) * NU], &ws.uti[(size_t(s) * ne + e) * NU],
@@ -469,49 +484,17 @@ __attribute__((noinline)) void group_neighbours(const Shared& sh, Workspace& ws,
         }
         open_key = key[l];
         open_first = p0 + l;
-        std::fill(ws.uacc.begin(), ws.uacc.end(), 0.0);
-      }
-      alignas(64) double wl[L];
-      for (int k = 0; k < L; ++k) wl[k] = (k >= l && k < l2) ? wsl[k] : 0.0;
-      double* ar = ws.uacc.data();
-      double* ai = ar + size_t(np) * L;
-      for (int h = 0; h < nh; ++h) {
-        const double* sr = &ws.ur[size_t(ws.hq[h]) * L];
-        const double* si = &ws.ui[size_t(ws.hq[h]) * L];
-#pragma omp simd
-        for (int k = 0; k < L; ++k) {
-          ar[h * L + k] += wl[k] * sr[k];
-          ai[h * L + k] += wl[k] * si[k];
+        for (int h = 0; h < nh; ++h) {
+          ar[h] = w * ld8(&ws.ur[size_t(ws.hq[h]) * L]);
+          ai[h] = w * ld8(&ws.ui[size_t(ws.hq[h]) * L]);
+        }
+      } else {
+        for (int h = 0; h < nh; ++h) {
+          ar[h] += w * ld8(&ws.ur[size_t(ws.hq[h]) * L]);
+          ai[h] += w * ld8(&ws.ui[size_t(ws.hq[h]) * L]);
         }
       }
       l = l2;
-    }
-
-    // Weighted derivatives into rows 3n+a of D, compact half layout.
-    alignas(64) double s1[3][L], s2[L];
-    for (int l = 0; l < L; ++l) {
-      s2[l] = g.w[l] * g.sfac[l];
-      for (int a = 0; a < 3; ++a) s1[a][l] = g.w[l] * g.dsfac[l] * g.rhat[a][l];
-    }
-    for (int j = 0; j <= t.J; ++j) {
-      const int hn = t.half_n[j], ho = t.half_off[j];
-      double* dre = &ws.D[size_t(2) * ho * ld + 3 * p0];
-      double* dim = dre + size_t(hn) * ld;
-      for (int e = 0; e < hn; ++e) {
-        const int f = t.ufull_off[j] + t.half_full[ho + e];
-        const double wt = t.half_wt[ho + e];
-        alignas(64) double vr[3][L], vi[3][L];
-        for (int a = 0; a < 3; ++a) {
-#pragma omp simd
-          for (int l = 0; l < L; ++l) {
-            const double a1 = wt * s1[a][l], a2 = wt * s2[l];
-            vr[a][l] = a1 * ws.ur[f * L + l] + a2 * ws.dur[(a * NU + f) * L + l];
-            vi[a][l] = a1 * ws.ui[f * L + l] + a2 * ws.dui[(a * NU + f) * L + l];
-          }
-        }
-        interleave3(vr[0], vr[1], vr[2], dre + size_t(e) * ld);
-        interleave3(vi[0], vi[1], vi[2], dim + size_t(e) * ld);
-      }
     }
   }
   if (open_key >= 0) {
@@ -537,15 +520,110 @@ __attribute__((noinline)) void group_neighbours(const Shared& sh, Workspace& ws,
     }
 }
 
+// Second pass, one lane group (stream positions [p0, p0 + L)): U and dU, weighted derivative rows
+// 3n+a into D (stream row r at D[e * ld + r - Dbase]).
+__attribute__((noinline)) void lane_group_rows(const Tables& t, Workspace& ws, int64_t p0) {
+  const int NU = t.ufull;
+  const Geometry& g = ws.geo_all[p0 / L];
+  wigner_u<true>(t, g, ws.ur.data(), ws.ui.data(), ws.dur.data(), ws.dui.data());
+  const int64_t ld = ws.ld;
+  v8 s1[3];
+  const v8 s2 = ld8(g.w) * ld8(g.sfac);
+  for (int a = 0; a < 3; ++a) s1[a] = ld8(g.w) * ld8(g.dsfac) * ld8(g.rhat[a]);
+  for (int j = 0; j <= t.J; ++j) {
+    const int hn = t.half_n[j], ho = t.half_off[j];
+    double* dre = &ws.D[size_t(2) * ho * ld + 3 * p0 - ws.Dbase];
+    double* dim = dre + size_t(hn) * ld;
+    for (int e = 0; e < hn; ++e) {
+      const int f = t.ufull_off[j] + t.half_full[ho + e];
+      const v8 wt = splat(t.half_wt[ho + e]);
+      const v8 u_r = ld8(&ws.ur[f * L]), u_i = ld8(&ws.ui[f * L]);
+      alignas(64) double vr[3][L], vi[3][L];
+      for (int a = 0; a < 3; ++a) {
+        const v8 a1 = wt * s1[a], a2 = wt * s2;
+        st8(vr[a], a1 * u_r + a2 * ld8(&ws.dur[(a * NU + f) * L]));
+        st8(vi[a], a1 * u_i + a2 * ld8(&ws.dui[(a * NU + f) * L]));
+      }
+      interleave3(vr[0], vr[1], vr[2], dre + size_t(e) * ld);
+      interleave3(vi[0], vi[1], vi[2], dim + size_t(e) * ld);
+    }
+  }
+}
+
+// One Z entry: Σ_{mb1} cb(mb1) Σ_{k < na} ca(k) U1[ma1lo + k, mb1] U2[ma2hi - k, mb2] over nb rows
+// (mb1 up, mb2 down), na known at compile time so the row is straight-line code; two partial
+// sums (even and odd k) per component keep the dependency chains short.
+template <int NA>
+void z_entry(const double* a1r, const double* a1i, const double* b2r, const double* b2i,
+             const double* ca, int castep, const double* cb, int cbstep, int nb, int astep,
+             int bstep, v8& zr, v8& zi) {
+  v8 c[NA];
+#pragma GCC unroll 32
+  for (int k = 0; k < NA; ++k) c[k] = splat(ca[k * castep]);
+  for (int r = 0; r < nb; ++r) {
+    v8 sr[2] = {}, si[2] = {};
+#pragma GCC unroll 32
+    for (int k = 0; k < NA; ++k) {
+      const v8 ar = ld8(a1r + k * L), ai = ld8(a1i + k * L);
+      const v8 br = ld8(b2r - k * L), bi = ld8(b2i - k * L);
+      sr[k & 1] += c[k] * (ar * br - ai * bi);
+      si[k & 1] += c[k] * (ar * bi + ai * br);
+    }
+    const v8 cbv = splat(cb[r * cbstep]);
+    zr += cbv * (sr[0] + sr[1]);
+    zi += cbv * (si[0] + si[1]);
+    a1r += astep;
+    a1i += astep;
+    b2r -= bstep;
+    b2i -= bstep;
+  }
+}
+
+// The same for any na (large twojmax).
+void z_entry_any(int na, const double* a1r, const double* a1i, const double* b2r,
+                 const double* b2i, const double* ca, int castep, const double* cb, int cbstep,
+                 int nb, int astep, int bstep, v8& zr, v8& zi) {
+  for (int r = 0; r < nb; ++r) {
+    v8 sr{}, si{};
+    for (int k = 0; k < na; ++k) {
+      const v8 ar = ld8(a1r + k * L), ai = ld8(a1i + k * L);
+      const v8 br = ld8(b2r - k * L), bi = ld8(b2i - k * L);
+      const v8 c = splat(ca[k * castep]);
+      sr += c * (ar * br - ai * bi);
+      si += c * (ar * bi + ai * br);
+    }
+    const v8 cbv = splat(cb[r * cbstep]);
+    zr += cbv * sr;
+    zi += cbv * si;
+    a1r += astep;
+    a1i += astep;
+    b2r -= bstep;
+    b2i -= bstep;
+  }
+}
+
+using ZEntryFn = void (*)(const double*, const double*, const double*, const double*,
+                          const double*, int, const double*, int, int, int, int, v8&, v8&);
+constexpr int ZNA = 10;  // z_entry<1..ZNA>, else z_entry_any
+template <int... N>
+constexpr std::array<ZEntryFn, sizeof...(N)> z_entries(std::integer_sequence<int, N...>) {
+  return {&z_entry<N + 1>...};
+}
+constexpr auto kZEntry = z_entries(std::make_integer_sequence<int, ZNA>());
+
 // Z for all element pairs and triples, L atoms at once (lanes = atoms).
 __attribute__((noinline)) void compute_z(const Tables& t, Workspace& ws) {
   const int ne = t.nelem, NU = t.ufull;
   const bool bnorm = t.params.bnormflag;
+  const int nz = static_cast<int>(t.ztrip.size());
   for (int e1 = 0; e1 < ne; ++e1)
-    for (int e2 = 0; e2 < ne; ++e2) {
-      double* zp = &ws.z[size_t(e1 * ne + e2) * t.zsize * L];
-      for (size_t tz = 0; tz < t.ztrip.size(); ++tz) {
+    for (int e2 = 0; e2 < ne; ++e2)
+      for (int tz = 0; tz < nz; ++tz) {
+        if (!t.zu_own[(e1 * ne + e2) * nz + tz]) continue;
         const auto [j1, j2, j] = t.ztrip[tz];
+        // Entry e of this vector goes to packed row zbase + e * zstride.
+        const int zstride = t.zu_blk[j + 1] - t.zu_blk[j];
+        double* zbase = &ws.z[size_t(t.zpos(e1 * ne + e2, tz, 0)) * L];
         const double* u1r = &ws.ubr[(e1 * NU + t.ufull_off[j1]) * L];
         const double* u1i = &ws.ubi[(e1 * NU + t.ufull_off[j1]) * L];
         const double* u2r = &ws.ubr[(e2 * NU + t.ufull_off[j2]) * L];
@@ -560,28 +638,23 @@ __attribute__((noinline)) void compute_z(const Tables& t, Workspace& ws) {
           const int ma1hi = std::min(j1, (2 * ma - j + j2 + j1) / 2);
           const int mb1lo = std::max(0, (2 * mb - j - j2 + j1) / 2);
           const int mb1hi = std::min(j1, (2 * mb - j + j2 + j1) / 2);
+          const int na = ma1hi - ma1lo + 1, nb = mb1hi - mb1lo + 1;
+          const int mb2 = mb - mb1lo + sh, ma2 = ma - ma1lo + sh;
+          const int pa = ((j1 + 1) * mb1lo + ma1lo) * L, pb = ((j2 + 1) * mb2 + ma2) * L;
           v8 zr{}, zi{};
-          for (int mb1 = mb1lo; mb1 <= mb1hi; ++mb1) {
-            const int mb2 = mb - mb1 + sh;
-            v8 sr{}, si{};
-            for (int ma1 = ma1lo; ma1 <= ma1hi; ++ma1) {
-              const int ma2 = ma - ma1 + sh;
-              const v8 ca = splat(cg[ma1 * (j2 + 1) + ma2]);
-              const int p1 = ((j1 + 1) * mb1 + ma1) * L, p2 = ((j2 + 1) * mb2 + ma2) * L;
-              const v8 ar = ld8(u1r + p1) * ca, ai = ld8(u1i + p1) * ca;
-              const v8 br = ld8(u2r + p2), bi = ld8(u2i + p2);
-              sr += ar * br - ai * bi;
-              si += ar * bi + ai * br;
-            }
-            const v8 cb = splat(cg[mb1 * (j2 + 1) + mb2]);
-            zr += cb * sr;
-            zi += cb * si;
-          }
-          st8(zp + size_t(t.zoff[tz] + e) * L, norm * zr);
-          st8(zp + size_t(t.zoff[tz] + hn + e) * L, norm * zi);
+          const ZEntryFn fn = na <= ZNA ? kZEntry[na - 1] : nullptr;
+          const double* ca = cg + ma1lo * (j2 + 1) + ma2;
+          const double* cb = cg + mb1lo * (j2 + 1) + mb2;
+          if (fn)
+            fn(u1r + pa, u1i + pa, u2r + pb, u2i + pb, ca, j2, cb, j2, nb, (j1 + 1) * L,
+               (j2 + 1) * L, zr, zi);
+          else
+            z_entry_any(na, u1r + pa, u1i + pa, u2r + pb, u2i + pb, ca, j2, cb, j2, nb,
+                        (j1 + 1) * L, (j2 + 1) * L, zr, zi);
+          st8(zbase + size_t(e) * zstride * L, norm * zr);
+          st8(zbase + size_t(hn + e) * zstride * L, norm * zi);
         }
       }
-    }
 }
 
 // B (linear, bzero-shifted) for L atoms.
@@ -596,18 +669,19 @@ __attribute__((noinline)) void compute_b(const Tables& t, Workspace& ws, const i
           (void)j1;
           (void)j2;
           const int tz = t.bz[k], hn = t.half_n[j], ho = t.half_off[j];
-          const double* zr = &ws.z[(size_t(k1 * ne + k2) * t.zsize + t.zoff[tz]) * L];
-          const double* zi = zr + size_t(hn) * L;
+          const int zstride = (t.zu_blk[j + 1] - t.zu_blk[j]) * L;
+          const double* zr = &ws.z[size_t(t.zpos(k1 * ne + k2, tz, 0)) * L];
+          const double* zi = zr + size_t(hn) * zstride;
           const double* ur = &ws.ubr[(mu * NU + t.ufull_off[j]) * L];
           const double* ui = &ws.ubi[(mu * NU + t.ufull_off[j]) * L];
-          alignas(64) double s[L] = {};
+          v8 sv{};
           for (int e = 0; e < hn; ++e) {
             const int f = t.half_full[ho + e];
-            const double wt = t.half_wt[ho + e];
-#pragma omp simd
-            for (int l = 0; l < L; ++l)
-              s[l] += wt * (ur[f * L + l] * zr[e * L + l] + ui[f * L + l] * zi[e * L + l]);
+            sv += splat(t.half_wt[ho + e]) *
+                  (ld8(ur + f * L) * ld8(zr + e * zstride) + ld8(ui + f * L) * ld8(zi + e * zstride));
           }
+          alignas(64) double s[L];
+          st8(s, sv);
           const int col = ((k1 * ne + k2) * ne + mu) * K + k;
           for (int l = 0; l < cnt; ++l) {
             double v = s[l];
@@ -688,10 +762,7 @@ __attribute__((noinline)) void compute_db(const Tables& t, Workspace& ws, const 
     if (ws.gbuf.size() < size_t(3) * nn * nc) ws.gbuf.resize(size_t(3) * nn * nc);
     gout = ws.gbuf.data();
   }
-  // This atom's Z, contiguous.
-  const size_t zn = size_t(ne) * ne * t.zsize;
-  for (size_t q = 0; q < zn; ++q) ws.zc[q] = ws.z[q * L + slot];
-  const double* zc = ws.zc.data();
+  const double* zp = &ws.zpa[size_t(slot) * ws.zpad];  // this atom's packed Z
   double* P = ws.P.data();
   double* G = ws.G.data();
 
@@ -703,15 +774,6 @@ __attribute__((noinline)) void compute_db(const Tables& t, Workspace& ws, const 
     nb = neb;
     if (r1 == r0) continue;
     const Tables::DbPlan& pl = t.dbplan[nu];
-    // Pack the Z vectors this element's images need: block jj as [e][u].
-    for (int jj = 0; jj <= t.J; ++jj) {
-      const int E = 2 * t.half_n[jj], u0 = pl.ublk[jj], nu_ = pl.ublk[jj + 1] - u0;
-      double* dst = &ws.zp[pl.zpoff[jj]];
-      for (int u = 0; u < nu_; ++u) {
-        const double* src = zc + pl.uz[u0 + u];
-        for (int e = 0; e < E; ++e) dst[e * nu_ + u] = src[e];
-      }
-    }
     for (int col : pl.idle) std::fill(G + size_t(col) * RVL, G + size_t(col + 1) * RVL, 0.0);
     const int ncols = static_cast<int>(pl.cols.size());
     // Row chunks of RVL rows on multiples of L (D is 64-byte aligned), in stream row numbers;
@@ -719,16 +781,16 @@ __attribute__((noinline)) void compute_db(const Tables& t, Workspace& ws, const 
     const int64_t g0 = 3 * s0 + r0, g1 = 3 * s0 + r1;
     for (int64_t gr = g0 / L * L; gr < g1; gr += RVL) {
       const int nv = static_cast<int>((std::min<int64_t>(gr + RVL, g1) - gr + L - 1) / L);
-      const double* drow = &ws.D[gr];
+      const double* drow = &ws.D[gr - ws.Dbase];
       if (gr + RVL < g1)  // the next chunk's rows, while this one is computed
         for (int e = 0; e < 2 * t.H; ++e) {
           __builtin_prefetch(drow + size_t(e) * ld + RVL);
           __builtin_prefetch(drow + size_t(e) * ld + RVL + L);
         }
       for (int jj = 0; jj <= t.J; ++jj) {
-        const int E = 2 * t.half_n[jj], u0 = pl.ublk[jj], nu_ = pl.ublk[jj + 1] - u0;
+        const int E = 2 * t.half_n[jj], u0 = t.zu_blk[jj], nu_ = t.zu_blk[jj + 1] - u0;
         const double* d = drow + size_t(2) * t.half_off[jj] * ld;
-        const double* zpj = &ws.zp[pl.zpoff[jj]];
+        const double* zpj = zp + t.zu_off[jj];
         for (int u = 0; u < nu_; u += UB) {
           const int k = std::min(UB, nu_ - u);
           kTile[nv - 1][k - 1](zpj + u, nu_, d, ld, E, P + size_t(u0 + u) * RVL);
@@ -866,7 +928,9 @@ void step_impl(JobState& s, int i0, int i1) {
       const int a0 = i0 + grp * L, cnt = std::min(L, i1 - a0);
       int elem[L] = {};
       for (int l = 0; l < cnt; ++l) elem[l] = p.chemflag ? c.types[a0 + l] : 0;
-      group_neighbours(sh, ws, a0, cnt);
+      const int64_t qa = start[a0 - i0], ng = start[a0 + cnt - i0] - qa;
+      group_geometry(sh, ws, a0, cnt, ng);
+      group_utot(sh, ws, a0, cnt, ng);
       // Interleave U_tot for the Z/B stage (padding lanes copy lane 0).
       const int ne = t.nelem, NU = t.ufull;
       for (int l = 0; l < L; ++l) {
@@ -880,10 +944,40 @@ void step_impl(JobState& s, int i0, int i1) {
       }
       compute_z(t, ws);
       compute_b(t, ws, elem, cnt);
-      for (int l = 0; l < cnt; ++l) {
+      for (int q = 0; q < ws.zpad; q += L)  // per-atom copies of the packed Z
+        transpose8(&ws.z[size_t(q) * L], L, &ws.zpa[q], ws.zpad);
+      for (int l = 0; l < cnt; ++l)
         std::memcpy(&blin[size_t(a0 - i0 + l) * nc], &ws.blin[size_t(l) * nc], sizeof(double) * nc);
-        compute_db(t, ws, sh, a0 + l, l, start[a0 + l - i0] - start[a0 - i0]);
+      // Second pass: derivative rows into a rolling buffer D holding the rows of the atom being
+      // finished (from the L-aligned row at or before its first) and of the lane groups after it;
+      // each atom's dB is computed once its rows are all there.
+      int64_t nmax = 0;
+      for (int l = 0; l < cnt; ++l) nmax = std::max(nmax, start[a0 + l + 1 - i0] - start[a0 + l - i0]);
+      ws.ld = (3 * nmax + 2 * 3 * L + L) / L * L + RVL;
+      if (ws.D.size() < size_t(2) * t.H * ws.ld) ws.D.resize(size_t(2) * t.H * ws.ld);
+      ws.Dbase = 0;
+      int next = 0;  // next atom (slot) to finish
+      auto finish_ready = [&](int64_t written) {  // rows [Dbase, 3 * written) are in D
+        while (next < cnt && start[a0 + next + 1 - i0] - qa <= written) {
+          compute_db(t, ws, sh, a0 + next, next, start[a0 + next - i0] - qa);
+          ++next;
+          if (next == cnt) break;
+          const int64_t nb = (3 * (start[a0 + next - i0] - qa)) / L * L;  // the next atom's base
+          const int64_t keep = 3 * written - nb;
+          if (nb > ws.Dbase && keep > 0)
+            for (int e = 0; e < 2 * t.H; ++e) {
+              double* d = &ws.D[size_t(e) * ws.ld];
+              std::memmove(d, d + (nb - ws.Dbase), sizeof(double) * keep);
+            }
+          ws.Dbase = nb;
+        }
+      };
+      finish_ready(0);
+      for (int64_t p0 = 0; p0 < ng; p0 += L) {
+        lane_group_rows(t, ws, p0);
+        finish_ready(p0 + L);
       }
+      finish_ready(ng + L);
     }
     ws.trim();
   }

@@ -104,15 +104,25 @@ struct Tables {
   struct Task { int col; int zpair; int zoff; double coef; };
   std::vector<std::vector<std::vector<Task>>> tasks;  // [nu][jj]
 
-  // The dB kernel's plan for a neighbour of element nu (kernels.cpp): the distinct Z vectors its
-  // tasks read ("u" entries), grouped by block, and every output column as a short sum of
-  // coef * <dŨ, Z_u>. Z^{e2 e1}_{j1 j1 j} = Z^{e1 e2}_{j1 j1 j} (the two Clebsch–Gordan
-  // exchange signs cancel), so such a pair of vectors is read once (as the e1 < e2 one).
+  // Packed Z layout (kernels.cpp): the Z vectors of all element pairs, grouped by their last
+  // label j ("block"): block jj holds a [2 half_n[jj]][#u] matrix whose column u is the Z vector
+  // of one (pair, triple) with j = jj — the operand of the dB product for that block.
+  // Z^{e2 e1}_{j1 j1 j} = Z^{e1 e2}_{j1 j1 j} (the two Clebsch–Gordan exchange signs cancel), so
+  // such a pair of vectors is stored once (as the e1 < e2 one).
+  std::vector<int> zu_blk;   // per block jj (J+2 entries): its u range [zu_blk[jj], zu_blk[jj+1])
+  std::vector<int> zu_off;   // per block: offset of its matrix
+  int zu_size = 0;           // doubles in all blocks
+  std::vector<int> zu_of;    // per (pair * #Z triples + triple): its u (the stored one's)
+  std::vector<char> zu_own;  // per (pair, triple): 1 if stored under that pair
+  int zu(int pair, int tz) const { return zu_of[pair * static_cast<int>(ztrip.size()) + tz]; }
+  // Where entry e (< 2 half_n[j]) of the Z vector of (pair, triple tz) lies in the packed layout.
+  int zpos(int pair, int tz, int e) const {
+    const int j = ztrip[tz].j, u = zu(pair, tz);
+    return zu_off[j] + e * (zu_blk[j + 1] - zu_blk[j]) + (u - zu_blk[j]);
+  }
+  // The dB plan for a neighbour of element nu: every output column as a short sum of
+  // coef * <dŨ_jj, Z_u> (the tasks of that element, merged per u).
   struct DbPlan {
-    std::vector<int> ublk;    // per block jj (J+2 entries): its u range [ublk[jj], ublk[jj+1])
-    std::vector<int> uz;      // per u: offset of its Z vector in one atom's Z (pair*zsize + zoff)
-    std::vector<int> zpoff;   // per block: offset of its packed Z matrix (2 half_n[jj] x #u)
-    int zpsize = 0;
     std::vector<int> cols;    // columns with a derivative from this element, ascending
     std::vector<int> cstart;  // per such column: its terms [cstart[c], cstart[c+1])
     std::vector<int> tu;      // per term: u

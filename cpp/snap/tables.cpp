@@ -155,39 +155,46 @@ Tables::Tables(const Params& p) : params(p) {
     }
   }
 
-  // dB plans: distinct Z reads per block (canonical element pair for j1 == j2 triples), then the
-  // terms of each column in block order.
+  // Packed Z layout: per block, the stored (pair, triple) vectors in (pair, triple) order.
+  const int nz = static_cast<int>(ztrip.size());
+  zu_of.assign(ne * ne * nz, -1);
+  zu_own.assign(ne * ne * nz, 0);
+  zu_blk.assign(1, 0);
+  for (int jj = 0; jj <= J; ++jj) {
+    zu_off.push_back(zu_size);
+    int n = zu_blk.back();
+    for (int pair = 0; pair < ne * ne; ++pair)
+      for (int tz = 0; tz < nz; ++tz) {
+        const Triple& tr = ztrip[tz];
+        if (tr.j != jj || (tr.j1 == tr.j2 && pair / ne > pair % ne)) continue;
+        zu_of[pair * nz + tz] = n++;
+        zu_own[pair * nz + tz] = 1;
+      }
+    zu_size += 2 * half_n[jj] * (n - zu_blk.back());
+    zu_blk.push_back(n);
+  }
+  for (int pair = 0; pair < ne * ne; ++pair)
+    for (int tz = 0; tz < nz; ++tz)
+      if (!zu_own[pair * nz + tz])
+        zu_of[pair * nz + tz] = zu_of[((pair % ne) * ne + pair / ne) * nz + tz];
+
+  // dB plans: the tasks of each element, merged per (column, u), columns ascending.
   std::vector<int> trip_of_zoff(zsize + 1, -1);
-  for (size_t tz = 0; tz < ztrip.size(); ++tz) trip_of_zoff[zoff[tz]] = static_cast<int>(tz);
+  for (int tz = 0; tz < nz; ++tz) trip_of_zoff[zoff[tz]] = tz;
   dbplan.assign(ne, DbPlan());
   for (int nu = 0; nu < ne; ++nu) {
     DbPlan& pl = dbplan[nu];
     std::vector<std::vector<std::pair<int, double>>> terms(ncoeff);  // col -> (u, coef)
-    pl.ublk.push_back(0);
-    for (int jj = 0; jj <= J; ++jj) {
-      std::map<int, int> uof;  // Z offset -> u
-      pl.zpoff.push_back(pl.zpsize);
+    for (int jj = 0; jj <= J; ++jj)
       for (const Task& task : tasks[nu][jj]) {
-        int pair = task.zpair;
-        const Triple& tr = ztrip[trip_of_zoff[task.zoff]];
-        const int e1 = pair / ne, e2 = pair % ne;
-        if (tr.j1 == tr.j2 && e1 > e2) pair = e2 * ne + e1;
-        const int z = pair * zsize + task.zoff;
-        auto it = uof.find(z);
-        if (it == uof.end()) {
-          it = uof.emplace(z, static_cast<int>(pl.uz.size())).first;
-          pl.uz.push_back(z);
-        }
+        const int u = zu(task.zpair, trip_of_zoff[task.zoff]);
         auto& tl = terms[task.col];
-        auto same = std::find_if(tl.begin(), tl.end(), [&](const auto& x) { return x.first == it->second; });
+        auto same = std::find_if(tl.begin(), tl.end(), [&](const auto& x) { return x.first == u; });
         if (same == tl.end())
-          tl.push_back({it->second, task.coef});
+          tl.push_back({u, task.coef});
         else
           same->second += task.coef;
       }
-      pl.ublk.push_back(static_cast<int>(pl.uz.size()));
-      pl.zpsize += 2 * half_n[jj] * (pl.ublk[jj + 1] - pl.ublk[jj]);
-    }
     pl.cstart.push_back(0);
     for (int col = 0; col < ncoeff; ++col) {
       if (terms[col].empty()) {
