@@ -41,7 +41,9 @@ The algorithm (:func:`generate`):
    ``generate_summary.png``. ``generate_checkpoint/`` keeps the state after every outer
    iteration and every label, for ``--resume``.
 
-Parallel runs: configuration k belongs to rank ``k mod size``. Because each configuration moves
+Parallel runs: the configurations are spread over the ranks balanced by their atom counts
+(:func:`mpisnap.partition.assign`; each size comes from its own stream ``(seed, k, 0)``, so every
+rank knows them all before any structure is made). Because each configuration moves
 against the cloud as it was at the start of the outer iteration, the structures do not depend on
 which rank moves them; the guarantee is the same result for the same seed *and rank count* (the
 exception to mpisnap's any-rank-count rule: thread pools differ between rank counts, and

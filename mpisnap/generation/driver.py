@@ -199,16 +199,29 @@ def _load_state(path: str, fingerprint: dict, where: str):
 
 # -- the run ------------------------------------------------------------------------------------
 
-def _own(k: int, comm) -> bool:
-    return k % comm.size == comm.rank
+def _owners(costs: Sequence[float], comm) -> np.ndarray:
+    """The rank of each item: balanced by cost, deterministic (:func:`mpisnap.partition.assign`)."""
+    from ..partition import assign
+
+    return assign(costs, comm.size)
 
 
-def _initial(inp: GenerateInput, k: int, seed_extra: Sequence[int] = ()
-             ) -> tuple[Param, np.ndarray]:
+def _size(inp: GenerateInput, k: int) -> int:
+    """The atom count of configuration k, from its own stream ``(seed, k, 0)``: every rank knows
+    every configuration's size (its cost) before any is made."""
+    lo, hi = inp.generate.natoms
+    return int(np.random.default_rng(np.random.SeedSequence([inp.generate.seed, k, 0]))
+               .integers(lo, hi + 1))
+
+
+def _initial(inp: GenerateInput, k: int, attempt: int = 0) -> tuple[Param, np.ndarray]:
+    """Configuration k's random structure (stream ``(seed, k, 1)``), or for ``attempt`` > 0 a
+    replacement of any size (stream ``(seed, k, 1 + attempt)``)."""
     g = inp.generate
-    rng = np.random.default_rng(np.random.SeedSequence([g.seed, k, *seed_extra]))
+    rng = np.random.default_rng(np.random.SeedSequence([g.seed, k, 1 + attempt]))
+    natoms = _size(inp, k) if attempt == 0 else g.natoms
     for _ in range(DRAWS):
-        out = random_structure(rng, inp.elements, inp.composition, g.natoms, g.volume_per_atom,
+        out = random_structure(rng, inp.elements, inp.composition, natoms, g.volume_per_atom,
                                g.max_strain, g.min_distance)
         if out is not None:
             return out
@@ -318,6 +331,7 @@ def _generate(comm, source, overrides, output_dir, nthreads, resume, show, base_
     if g.reference is not None:
         refs = agree(comm, _reference_structures, inp)
         known = set(descriptor.elements)
+        ref_owner = _owners([len(a) for a in refs], comm)
 
         def ref_descriptors():
             own = {}
@@ -326,7 +340,7 @@ def _generate(comm, source, overrides, output_dir, nthreads, resume, show, base_
                 if bad:
                     raise GenerateError(f"{inp.source}: [GENERATE] reference: structure {k} has "
                                         f"element {bad[0]!r}, not in [BISPECTRUM] type")
-                if _own(k, comm):
+                if ref_owner[k] == comm.rank:
                     own[k] = descriptor.compute(at, forces=False, virial=False).B[
                         :, :descriptor.ncoeff]
             return own
@@ -337,8 +351,13 @@ def _generate(comm, source, overrides, output_dir, nthreads, resume, show, base_
     # the initial structures (always: the whitening and the plot use them), or the checkpoint
     t1 = time.perf_counter()
 
+    owner = _owners([_size(inp, k) for k in range(n)], comm)  # balanced by atoms
+
+    def mine(k: int) -> bool:
+        return owner[k] == comm.rank
+
     def init():
-        return {k: _initial(inp, k) for k in range(n) if _own(k, comm)}
+        return {k: _initial(inp, k) for k in range(n) if mine(k)}
 
     params, xs = [None] * n, [None] * n
     for p in comm.allgather(agree(comm, init)):
@@ -349,7 +368,7 @@ def _generate(comm, source, overrides, output_dir, nthreads, resume, show, base_
         """{k: (B, shortest distance)} of this rank's configurations among ``ks``."""
         return {k: (descriptors_of(descriptor, params[k], xs[k]).B[:, :descriptor.ncoeff],
                     min_pair_distance(*params[k].structure(xs[k]), 2 * g.min_distance))
-                for k in ks if _own(k, comm)}
+                for k in ks if mine(k)}
 
     Bs, dmin = [None] * n, [math.inf] * n
 
@@ -396,12 +415,12 @@ def _generate(comm, source, overrides, output_dir, nthreads, resume, show, base_
 
         def step():
             for k in range(n):
-                if _own(k, comm):
+                if mine(k):
                     terms = {e: snaps[e].config_terms(k) for e in set(params[k].symbols)}
                     obj = Objective(descriptor, params[k], terms, whitening, d_wall)
                     xs[k] = optimise(obj, xs[k], g.volume_per_atom, g.max_strain,
                                      g.min_distance)
-            return {k: xs[k] for k in range(n) if _own(k, comm)}, measure(range(n))
+            return {k: xs[k] for k in range(n) if mine(k)}, measure(range(n))
 
         for new_x, measured in comm.allgather(agree(comm, step)):
             for k, x in new_x.items():
@@ -434,9 +453,9 @@ def _generate(comm, source, overrides, output_dir, nthreads, resume, show, base_
             from ..oracle import LabelError, label, read_labelled_json, write_labelled_json
 
             done_labels = {}
-            mine = [k for k in range(n) if _own(k, comm)]
-            lbar = _progress(len(mine), show, "labels")
-            for k in mine:
+            own_ks = [k for k in range(n) if mine(k)]
+            lbar = _progress(len(own_ks), show, "labels")
+            for k in own_ks:
                 path = os.path.join(ckpt, "labels", names[k]) if ckpt else None
                 if resume and path and os.path.isfile(path):
                     at, lab = read_labelled_json(path)
@@ -458,7 +477,7 @@ def _generate(comm, source, overrides, output_dir, nthreads, resume, show, base_
                             raise GenerateError(f"{exc}; {REPLACEMENTS} replacement structures "
                                                 "failed too; is the oracle set up right?") from None
                         log.warning(f"generate: {exc}; replacing it ({attempt}/{REPLACEMENTS})")
-                        param, x = _initial(inp, k, (attempt,))
+                        param, x = _initial(inp, k, attempt)
                         terms = {e: snaps[e].config_terms(k) for e in set(param.symbols)}
                         obj = Objective(descriptor, param, terms, whitening, d_wall)
                         x = optimise(obj, x, g.volume_per_atom, g.max_strain, g.min_distance,

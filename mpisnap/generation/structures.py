@@ -193,12 +193,13 @@ def relax_wall(param: Param, x: np.ndarray, d_wall: float, maxiter: int = 300) -
 
 def random_structure(rng: np.random.Generator, elements, composition, natoms, volume_per_atom,
                      max_strain: float, min_distance: float) -> tuple[Param, np.ndarray] | None:
-    """A random periodic structure: N uniform in ``natoms``, the volume per atom uniform in
+    """A random periodic structure: N atoms (``natoms``: a count, or min max drawn uniformly),
+    the volume per atom uniform in
     ``volume_per_atom``, each distortion component uniform in ±``max_strain``, each atom's element
     drawn with the ``composition`` fractions, atoms placed by random sequential addition at least
     ``WALL_MARGIN · min_distance`` apart (the wall relaxes what could not be placed). Returns
     ``(param, x)``, or None when no two atoms could be kept ``min_distance`` apart."""
-    n = int(rng.integers(natoms[0], natoms[1] + 1))
+    n = int(rng.integers(natoms[0], natoms[1] + 1)) if np.ndim(natoms) else int(natoms)
     v = float(rng.uniform(volume_per_atom[0], volume_per_atom[1]))
     eps = rng.uniform(-max_strain, max_strain, 6) if max_strain > 0 else np.zeros(6)
     idx = rng.choice(len(elements), size=n, p=np.asarray(composition, float))
