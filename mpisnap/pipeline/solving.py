@@ -61,14 +61,15 @@ class Blocks:
 
     ``systems``: code ``fold · 3 + kind`` → :class:`~mpisnap.pipeline.compression.Compressed`
     (only blocks with rows); ``folds``: the fold of each configuration (index of the row labels'
-    ``config``; −1 for test entries); ``nfolds``; ``weight2``: kind → Σ w² of its rows;
+    ``config``; −1 for test entries); ``nfolds``; ``log_weight2``: kind → Σ log w² over its
+    rows (their geometric-mean weight is a kind's typical weight);
     ``flat``: (ncols,) the per-element constant columns (named ``El:B0``), which a prior should
     leave free. Cost: ``nfolds · 3`` triangles of ``(ncols + 1)²`` floats, whatever the rows."""
 
     systems: dict
     folds: np.ndarray
     nfolds: int
-    weight2: dict
+    log_weight2: dict
     flat: np.ndarray
 
     @property
@@ -122,7 +123,7 @@ def compress_folds(comm, blocks: Iterable, ncols: int, folds: np.ndarray, nfolds
     of this rank's rows; test rows are skipped) folded into one R per (fold, kind), combined over
     ranks (:func:`~mpisnap.pipeline.compression.finalize`)."""
     folds = np.asarray(folds, dtype=np.int64)
-    weight2 = np.zeros(NKINDS)
+    logw2 = np.zeros(NKINDS)
 
     def rows():
         for A, b, w, lab in blocks:
@@ -130,7 +131,7 @@ def compress_folds(comm, blocks: Iterable, ncols: int, folds: np.ndarray, nfolds
             if not keep.all():
                 A, b, w, lab = A[keep], b[keep], w[keep], lab[keep]
             if len(b):
-                weight2[:] += np.bincount(lab["kind"], weights=w * w, minlength=NKINDS)
+                logw2[:] += np.bincount(lab["kind"], weights=2.0 * np.log(w), minlength=NKINDS)
                 yield A, b, w, lab
 
     def key(lab):
@@ -138,10 +139,10 @@ def compress_folds(comm, blocks: Iterable, ncols: int, folds: np.ndarray, nfolds
 
     accs = agree(comm, lambda: compress(rows(), ncols, key=key))
     systems = finalize(comm, accs, ncols)
-    total = comm.allreduce(weight2)
+    total = comm.allreduce(logw2)
+    kinds = {c % NKINDS for c, s in systems.items() if s.nrows > 0}
     return Blocks({c: s for c, s in systems.items() if s.nrows > 0}, folds, int(nfolds),
-                  {k: float(total[k]) for k in range(NKINDS) if total[k] > 0},
-                  np.asarray(flat, dtype=bool))
+                  {k: float(total[k]) for k in sorted(kinds)}, np.asarray(flat, dtype=bool))
 
 
 def solve_blocks(comm, blocks: Blocks, setup: Setup):

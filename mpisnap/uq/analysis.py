@@ -2,10 +2,11 @@
 rows are (each rank its own; the design matrix is never gathered), calibrated per row kind by
 split-conformal cross-validation inside the training split, and their coverage.
 
-For a row a of kind k: the model (epistemic) variance is ``aᵀΣa`` (Σ the posterior covariance,
-nugget included), the raw predictive variance ``aᵀΣa + v_k`` (``v_k`` the label noise of kind k,
+For a row a of kind k and weight w: the model (epistemic) variance is ``aᵀΣa`` (Σ the posterior
+covariance, nugget included), the raw predictive variance ``aᵀΣa + 1/(α_k w²)`` (the model's
+noise of that row; ``v_k``, the noise of a typical row of kind k, for rows of weight 0:
 :mod:`mpisnap.uq.posterior`), and the reported (calibrated) standard deviation
-``s_k √(aᵀΣa + v_k)`` (:mod:`mpisnap.uq.calibration`).
+``s_k √(aᵀΣa + noise)`` (:mod:`mpisnap.uq.calibration`).
 
 Coverage of the central 50/90/95 % intervals and the mean negative log-likelihood are reported
 per group and kind, raw and calibrated, on the test split when there is one, else on the
@@ -112,26 +113,40 @@ class RowAnalysis:
 
     ``full``: the posterior of all training rows; ``coefficients`` the written coefficients (the
     predictions); ``fold_posteriors[f]`` the posterior without fold f (None: fold empty);
-    ``folds`` the fold of each configuration; ``noise_var`` (3,) the label noise per kind."""
+    ``folds`` the fold of each configuration; ``noise_var`` (3,) the label noise of a typical
+    row per kind; ``alpha`` (3,) the noise precision of the weighted rows per kind (a row of
+    weight w > 0 has noise variance ``1/(α w²)``; NaN: kind not fitted)."""
 
     def __init__(self, full: Posterior, coefficients: np.ndarray,
                  fold_posteriors: Sequence[Posterior | None], folds: np.ndarray,
-                 noise_var: np.ndarray) -> None:
+                 noise_var: np.ndarray, alpha: np.ndarray | None = None) -> None:
         self.full = full
         self.coefficients = np.asarray(coefficients, dtype=float)
         self.fold_posteriors = list(fold_posteriors)
         self.folds = np.asarray(folds, dtype=np.int64)
         self.noise_var = np.asarray(noise_var, dtype=float)
+        self.alpha = (np.asarray(alpha, dtype=float) if alpha is not None
+                      else np.full(3, np.nan))
         self._parts: list[tuple] = []
+
+    def _noise(self, kind: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """Per-row noise variance: ``1/(α_k w²)`` for w > 0 where α_k is known, else v_k."""
+        a = self.alpha[kind]
+        ok = (w > 0) & np.isfinite(a)
+        out = self.noise_var[kind].copy()
+        out[ok] = 1.0 / (a[ok] * w[ok] * w[ok])
+        return out
 
     def add(self, A: np.ndarray, b: np.ndarray, w: np.ndarray, lab: np.ndarray) -> None:
         """The numbers of one block of this rank's rows."""
         if len(b) == 0:
             return
         kind = lab["kind"].astype(np.int64)
+        w = np.asarray(w, dtype=float)
+        noise = self._noise(kind, w)
         pred = A @ self.coefficients
         vm = self.full.variance(A)
-        std_raw = np.sqrt(vm + self.noise_var[kind])
+        std_raw = np.sqrt(vm + noise)
         with np.errstate(invalid="ignore", divide="ignore"):
             score = np.abs(b - pred) / std_raw
         cv = np.full(len(b), np.nan)
@@ -143,7 +158,7 @@ class RowAnalysis:
                 continue
             sel = np.flatnonzero(held & (fold == f))
             Af = A[sel]
-            sd = np.sqrt(post.variance(Af) + self.noise_var[kind[sel]])
+            sd = np.sqrt(post.variance(Af) + noise[sel])
             with np.errstate(invalid="ignore", divide="ignore"):
                 cv[sel] = np.abs(b[sel] - Af @ post.mean) / sd
         self._parts.append((lab.copy(), np.asarray(b, float).copy(), np.asarray(w, float).copy(),

@@ -25,7 +25,7 @@ def noise_variances(problem, hyper) -> np.ndarray:
     out = np.full(3, np.nan)
     for k in problem.kinds:
         if 0 <= k < 3:
-            out[k] = problem.nrows[k] / (hyper.alpha[k] * problem.weight2[k])
+            out[k] = 1.0 / (hyper.alpha[k] * problem.typical_w2[k])
     return out
 
 
@@ -40,7 +40,9 @@ def analysis_for(blocks, sol, coefficients, options) -> RowAnalysis:
         loo = leave_one_out(fold_triangles(problem, blocks, hyper))
         folds = [None if t is None else posterior(problem, hyper, [(1.0, t)],
                                                    nugget=options.cov_nugget) for t in loo]
-    return RowAnalysis(full, coefficients, folds, blocks.folds, noise_variances(problem, hyper))
+    alpha = np.array([hyper.alpha.get(k, np.nan) for k in range(3)])
+    return RowAnalysis(full, coefficients, folds, blocks.folds, noise_variances(problem, hyper),
+                       alpha)
 
 
 def _result(setup, sol, coef, metrics, rows, timer, uq: UQResult) -> FitResult:

@@ -30,16 +30,18 @@ and ``E_k = ‖R_kμ − qb_k‖² + ρ_k²``, and ``½ (p − γ_λ − λ μ�
 (``D = diag(s_j²)``, ``γ_λ = λ tr(ΣD)``). At the optimum these are MacKay's fixed points
 ``α_k = (n_k − γ_k)/E_k``, ``λ = (p − γ_λ)/μᵀDμ``.
 
-Optimisation (:func:`optimise`): three MacKay updates from ``α_k = n_k/‖w_k b_k‖²``, then
+Optimisation (:func:`optimise`): three MacKay updates from ``α_k = n_k/‖w_k b_k‖²`` and a weak
+prior (``λ s_j²`` 1e-6 of the data precision ``Σ_k α_k ‖R_k e_j‖²`` of the median column), then
 L-BFGS-B on −log E in θ, then Newton steps with a finite-difference Hessian of the exact
 gradient (taken once) until the step is below 1e-10, so the optimum does not depend on the path
 taken (the same hyper-parameters, to round-off, for any number of ranks). Every evaluation costs O(K n³)
 for n columns and K kinds, whatever the number of rows. The Hessian also gives Laplace standard
 errors of the noise levels.
 
-Label noise. The predictive noise of a new label of kind k (which has no training weight) is
-``v_k = 1/(α_k · mean w²)`` over the training rows of kind k: the w²-weighted mean square residual
-at the optimum (``1/(α_k w²)`` when a kind has one weight).
+Label noise. The predictive noise of a row of kind k with weight w is the model's own
+``1/(α_k w²)`` (the weights are relative precisions). A new configuration has no weight: its
+labels get the noise of a typical training row of their kind, ``v_k = 1/(α_k w̄_k²)`` with
+``w̄_k`` the geometric mean of the kind's weights (``1/(α_k w²)`` when a kind has one weight).
 """
 from __future__ import annotations
 
@@ -77,12 +79,13 @@ def augmented(R: np.ndarray, qb: np.ndarray, rnorm2: float) -> np.ndarray:
 class Problem:
     """The regression restricted to its active columns (``active``, of n): per kind the
     augmented triangle over the active columns (``aug[k]``, (p+1)²), the number of rows with
-    weight > 0 (``nrows[k]``) and their Σ w² (``weight2[k]``); ``flat`` (p,) marks the constant
+    weight > 0 (``nrows[k]``) and their typical squared weight (``typical_w2[k]``, the geometric
+    mean of w²: the label noise of a typical row is ``1/(α_k typical_w2[k])``); ``flat`` (p,) marks the constant
     columns; ``s2`` (p,) the prior column scales."""
 
     aug: Mapping[int, np.ndarray]
     nrows: Mapping[int, int]
-    weight2: Mapping[int, float]
+    typical_w2: Mapping[int, float]
     active: np.ndarray
     flat: np.ndarray
     s2: np.ndarray
@@ -112,7 +115,7 @@ class Problem:
 
     @classmethod
     def build(cls, aug: Mapping[int, np.ndarray], nrows: Mapping[int, int],
-              weight2: Mapping[int, float], flat_columns: np.ndarray) -> "Problem":
+              typical_w2: Mapping[int, float], flat_columns: np.ndarray) -> "Problem":
         """From per-kind augmented triangles over all n columns (kinds without rows left out)."""
         kinds = sorted(k for k in aug if nrows.get(k, 0) > 0)
         if not kinds:
@@ -128,7 +131,7 @@ class Problem:
         flat = np.asarray(flat_columns, dtype=bool)[active]
         probe = cls({}, {}, {}, active, flat, s2)
         return cls({k: probe.restrict(aug[k]) for k in kinds},
-                   {k: int(nrows[k]) for k in kinds}, {k: float(weight2[k]) for k in kinds},
+                   {k: int(nrows[k]) for k in kinds}, {k: float(typical_w2[k]) for k in kinds},
                    active, flat, s2)
 
 
@@ -293,8 +296,16 @@ def _optimise(problem: Problem, tol: float, max_newton: int):
     for i, k in enumerate(kinds):
         scale2 = float(problem.aug[k][:, -1] @ problem.aug[k][:, -1])
         theta[i] = math.log(problem.nrows[k] / max(scale2, 1e-300))
-    theta[-1] = math.log(1e-6 * sum(problem.nrows[k] * math.exp(theta[i])
-                                    for i, k in enumerate(kinds)))
+    # a weak prior to start from: 1e-6 of the data's precision of a typical column (starting
+    # from a strong one can end in the "everything is noise" fixed point β = 0, λ → ∞)
+    p = problem.p
+    data = np.zeros(p)
+    for i, k in enumerate(kinds):
+        R = problem.aug[k][:p, :p]
+        data += math.exp(theta[i]) * np.einsum("ij,ij->j", R, R)
+    prior_cols = ~problem.flat
+    ratio = data[prior_cols] / problem.s2[prior_cols] if prior_cols.any() else np.ones(1)
+    theta[-1] = math.log(1e-6 * max(float(np.median(ratio)), 1e-300))
     count = [0]
     cache: dict[bytes, tuple] = {}
 

@@ -20,8 +20,9 @@ def markdown(summary: dict) -> str:
     """The Markdown report of a :meth:`mpisnap.uq.analysis.UQResult.summary`."""
     cal = summary["calibration"]
     lines = [f"# Uncertainty ({summary['solver']})", "",
-             "Noise per row kind (evidence-optimised; σ of a new label, ± Laplace standard "
-             "error):", "", "| kind | noise σ | ± | unit |", "|---|---:|---:|---|"]
+             "Noise per row kind (evidence-optimised; σ of a typical training row's label, the "
+             "noise of a new one, ± Laplace standard error; a row of weight w has 1/(w √α)):",
+             "", "| kind | noise σ | ± | unit |", "|---|---:|---:|---|"]
     for k, s in summary["noise_std"].items():
         lines.append(f"| {k} | {s:.6g} | {_g(summary['noise_std_error'].get(k))} | "
                      f"{UNITS.get(k, '')} |")

@@ -34,7 +34,8 @@ def problem_of(blocks) -> Problem:
                                 blocks.systems[c].rnorm2)) for c in codes]
         per_kind[kind] = stack_triangles(tris)
         nrows[kind] = blocks.kind_rows(kind)
-    return Problem.build(per_kind, nrows, blocks.weight2, blocks.flat)
+    typical = {k: math.exp(blocks.log_weight2[k] / nrows[k]) for k in per_kind}
+    return Problem.build(per_kind, nrows, typical, blocks.flat)
 
 
 def fold_triangles(problem: Problem, blocks, hyper: Hyper) -> list:
@@ -62,7 +63,8 @@ def solve_bayes(R, qb, settings, *, nrows=None, rnorm2=0.0, blocks=None) -> Solv
     """Posterior mean and covariance with evidence-optimised noise per kind and prior
     (:func:`mpisnap.uq.posterior.optimise`). ``info``: ``alpha`` (kind → noise precision of the
     weighted rows), ``noise_std`` and ``noise_std_error`` (kind name → σ of a new label in its
-    units: eV/atom, eV/Å, bar; Laplace standard error), ``rows``, ``gamma`` (effective
+    units: eV/atom, eV/Å, bar, that of a typical training row; Laplace standard error),
+    ``rows``, ``gamma`` (effective
     parameters per kind), ``prior_precision`` (λ), ``log_evidence``, ``effective_parameters``,
     ``evaluations``, ``converged``, ``at_bound``, ``cov_nugget``, ``residual`` (weighted) and the
     arrays ``active``, ``flat``, ``prior_scale``."""
@@ -79,7 +81,7 @@ def solve_bayes(R, qb, settings, *, nrows=None, rnorm2=0.0, blocks=None) -> Solv
         if not (np.isfinite(R).all() and np.isfinite(qb).all()):
             raise ValueError("BAYES solver: R or Qᵀb contains NaN or infinite values")
         m = int(nrows) if nrows else R.shape[0]
-        problem = Problem.build({-1: augmented(R, qb, rnorm2)}, {-1: m}, {-1: float(m)},
+        problem = Problem.build({-1: augmented(R, qb, rnorm2)}, {-1: m}, {-1: 1.0},
                                 np.zeros(R.shape[0], bool))
     else:
         with small_blas(blocks.ncols):
@@ -89,8 +91,7 @@ def solve_bayes(R, qb, settings, *, nrows=None, rnorm2=0.0, blocks=None) -> Solv
     resid = {k: float(np.sum((problem.aug[k] @ x) ** 2)) for k in problem.kinds}
     noise, noise_se = {}, {}
     for i, k in enumerate(problem.kinds):
-        mean_w2 = problem.weight2[k] / problem.nrows[k]
-        sigma = 1.0 / math.sqrt(hyper.alpha[k] * mean_w2)
+        sigma = 1.0 / math.sqrt(hyper.alpha[k] * problem.typical_w2[k])
         noise[kind_name(k)] = sigma
         noise_se[kind_name(k)] = 0.5 * sigma * float(d["theta_std"][i])
     cov = post.covariance()

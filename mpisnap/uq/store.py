@@ -15,7 +15,8 @@ the pressure convention)::
     /posterior/covariance (n, n) their covariance, nugget included
     /posterior/factor    (n, q) F: for a design row a, aᵀΣa = |Fᵀa|² + nugget |a|²
                          attrs: nugget, prior_precision, log_evidence, effective_parameters
-    /noise/std           (3,) label noise σ per kind (NaN: kind not fitted)
+    /noise/std           (3,) label noise σ of a typical training row per kind (NaN: kind not
+                              fitted); the noise of a new label
     /noise/precision     (3,) α per kind (of the weighted rows)
     /calibration/scale   (3,) the reported σ = scale × raw σ; also quantile (3,), scores (3,)
                          attrs: method, level, folds, seed
