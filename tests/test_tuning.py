@@ -294,10 +294,13 @@ def test_cli_on_two_ranks_gives_the_serial_tune(tmp_path):
 def test_tune_section_errors_are_one_line(tmp_path, setting, message):
     import re
 
-    if message is None:  # objective kinds follow [CALCULATOR]
+    if message is None:  # objective kinds follow [CALCULATOR]; the energy constraint
         r = mpisnap.tune(str(TUNE_EXAMPLE), overrides=[setting], write=False, autoload=False,
-                         trials=3, weights="kinds")
+                         trials=3, weights="kinds", max_energy_rmse=10.0)
         assert r.space.names == ("energy",) and "stress" not in r.best.errors.rmse
+        e = r.baseline.errors.rmse["energy"]
+        assert e > 0.010  # eV/atom: above the 10 meV/atom limit, so penalised
+        assert r.baseline.objective == pytest.approx(2.0 + 100.0 * (e / 0.010 - 1.0))
         return
     with pytest.raises(ValueError) as err:
         mpisnap.tune(str(TUNE_EXAMPLE), overrides=[setting], output_dir=tmp_path / "out",

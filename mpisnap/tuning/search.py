@@ -14,7 +14,11 @@ steer the search differently only at an exact tie).
 The initial population is the input's point followed by a Latin-hypercube sample (seeded)
 within :data:`INIT_SPREAD` decades of it; the input's weights are also trial 0, evaluated
 first (its CV errors normalise the default objective), so the best trial is never worse than the
-input.
+input. With per-group weights the search has two stages: a third of the trials
+(:data:`COARSE_SHARE`) on one factor per kind (cheap: complements per kind, see
+:mod:`.crossval`), then per-group factors from the best point so far. Trials the generations
+leave of the budget go to a Latin hypercube close to the best point. Strategy ``best1bin``,
+mutation 0.5–1 (dithered), recombination 0.7, no polishing (it would spend trials serially).
 """
 from __future__ import annotations
 
