@@ -10,6 +10,7 @@
 #include "snap/adjoint.hpp"
 #include "snap/neighbors.hpp"
 #include "snap/snap.hpp"
+#include "snap/zbl.hpp"
 
 namespace py = pybind11;
 
@@ -284,6 +285,55 @@ PYBIND11_MODULE(_core, m) {
       "directions, periodic images of an atom's own self included.");
 
   m.def("kernel_isa", &snap::kernel_isa, "SIMD variant chosen for this CPU.");
+
+  py::class_<snap::ZBL, std::shared_ptr<snap::ZBL>>(m, "ZBL")
+      .def(py::init([](double inner, double outer, darr zi, darr zj) {
+             const py::ssize_t n = zi.ndim() == 2 ? zi.shape(0) : -1;
+             if (n < 1 || zi.shape(1) != n || zj.ndim() != 2 || zj.shape(0) != n ||
+                 zj.shape(1) != n)
+               throw py::value_error("zi and zj must be (ntypes, ntypes) arrays");
+             return std::make_shared<snap::ZBL>(inner, outer, static_cast<int>(n), zi.data(),
+                                                zj.data());
+           }),
+           py::arg("inner"), py::arg("outer"), py::arg("zi"), py::arg("zj"))
+      .def(
+          "pair",
+          [](const snap::ZBL& z, darr r, iarr ti, iarr tj) {
+            const py::ssize_t n = r.size();
+            if (r.ndim() != 1 || ti.ndim() != 1 || tj.ndim() != 1 || ti.size() != n ||
+                tj.size() != n)
+              throw py::value_error("r, ti and tj must be 1-d arrays of one length");
+            for (py::ssize_t k = 0; k < n; ++k)
+              if (ti.data()[k] < 0 || ti.data()[k] >= z.ntypes() || tj.data()[k] < 0 ||
+                  tj.data()[k] >= z.ntypes())
+                throw py::value_error("types must lie in 0.." + std::to_string(z.ntypes() - 1));
+            std::vector<double> e(n), de(n), d2e(n);
+            for (py::ssize_t k = 0; k < n; ++k)
+              z.pair(r.data()[k], ti.data()[k], tj.data()[k], e[k], de[k], d2e[k]);
+            return py::make_tuple(to_numpy(std::move(e), {n}), to_numpy(std::move(de), {n}),
+                                  to_numpy(std::move(d2e), {n}));
+          },
+          py::arg("r"), py::arg("ti"), py::arg("tj"),
+          "Switched pair energy, dE/dr, d2E/dr2 (1-d arrays); zero for r >= outer.")
+      .def(
+          "compute",
+          [](const snap::ZBL& z, py::handle positions, py::handle cell, py::handle pbc,
+             py::handle types, int threads, int block_atoms) {
+            Held h = make_config(positions, cell, pbc, types);
+            snap::ZBLResult r;
+            {
+              py::gil_scoped_release nogil;
+              r = z.compute(h.cfg, threads, block_atoms);
+            }
+            const py::ssize_t N = h.cfg.natoms;
+            std::vector<double> w(r.virial, r.virial + 6);
+            return py::make_tuple(r.energy, to_numpy(std::move(r.forces), {N, 3}),
+                                  to_numpy(std::move(w), {6}));
+          },
+          py::arg("positions"), py::arg("cell"), py::arg("pbc"), py::arg("types"),
+          py::arg("threads") = 0, py::arg("block_atoms") = 4096,
+          "(energy eV, forces (N, 3) eV/A, virial (6,) eV) of one configuration; threads 0: "
+          "OpenMP's default. Same result for any threads and block_atoms.");
 
   m.def(
       "potential",

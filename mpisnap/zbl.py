@@ -1,9 +1,12 @@
 """Ziegler-Biersack-Littmark (ZBL) screened nuclear repulsion, as LAMMPS ``pair_style zbl``.
 
-A pure numpy reference implementation of the short-range repulsion that is usually overlaid on
-a SNAP potential (``pair_style hybrid/overlay zbl inner outer snap``), written from the physics
-and the LAMMPS documentation of ``pair_style zbl`` and ``pair_style lj/gromacs`` (whose switching
-function it uses). Units are LAMMPS ``metal``: Å, eV, elementary charges.
+The short-range repulsion that is usually overlaid on a SNAP potential (``pair_style
+hybrid/overlay zbl inner outer snap``), written from the physics and the LAMMPS documentation of
+``pair_style zbl`` and ``pair_style lj/gromacs`` (whose switching function it uses). This module
+parses and validates the charges and LAMMPS input; the pair function and the sums over a
+configuration are computed by the C++ core (:file:`cpp/snap/zbl.cpp`, OpenMP threads, the same
+result for any thread count). :mod:`mpisnap.testing.zbl_numpy` keeps a NumPy implementation as
+an independent oracle. Units are LAMMPS ``metal``: Å, eV, elementary charges.
 
 For a pair of atoms with nuclear charges Z_i, Z_j at distance r < outer::
 
@@ -48,9 +51,6 @@ ZBL_PZBL = 0.23
 PHI_COEFFS = (0.18175, 0.50986, 0.28022, 0.02817)
 PHI_EXPONENTS = (3.19980, 0.94229, 0.40290, 0.20162)
 
-_VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
-
-
 def _type_bounds(spec: Any, ntypes: int) -> tuple[int, int]:
     """1-based inclusive range of a LAMMPS type spec: ``*``, ``n``, ``*n``, ``n*``, ``m*n``."""
     s = str(spec).strip()
@@ -84,7 +84,7 @@ class ZBL:
     Use :meth:`from_pair_coeffs` to build one from LAMMPS ``pair_coeff`` lines.
     """
 
-    #: centre atoms per block in :meth:`compute` (pair arrays of ~60 B per pair per block)
+    #: centre atoms per block in :meth:`compute` (configurations of 512 atoms or more)
     BLOCK_ATOMS = 4096
 
     def __init__(self, inner: float, outer: float,
@@ -95,24 +95,27 @@ class ZBL:
         self.inner, self.outer = inner, outer
         #: number of types; resolved charges {(i, j), i <= j: (Z_i, Z_j)} over 0-based types
         self.ntypes, self.z = self._resolve(z)
+        self._core = self._make_core()
+
+    def _make_core(self):
+        """The core's ZBL (:file:`cpp/snap/zbl.cpp`): switching coefficients, pair function and
+        configuration sums."""
+        from mpisnap import _core
+
         n = self.ntypes
         zi = np.empty((n, n))
         zj = np.empty((n, n))
         for (i, j), (a, b) in self.z.items():
             zi[i, j], zj[i, j] = a, b
             zi[j, i], zj[j, i] = b, a
-        # symmetric per-pair parameters: prefactor qqr2e Z_i Z_j and inverse screening length
-        self._zz = QQR2E * zi * zj
-        self._ainv = (zi ** ZBL_PZBL + zj ** ZBL_PZBL) / ZBL_A0
-        e0, d1, d2 = self._unswitched(np.full((n, n), outer), self._zz, self._ainv)
-        d = outer - inner
-        if d > 0.0:
-            self._A = (-3.0 * d1 + d * d2) / d ** 2
-            self._B = (2.0 * d1 - d * d2) / d ** 3
-        else:
-            self._A = np.zeros((n, n))
-            self._B = np.zeros((n, n))
-        self._C = -e0 + 0.5 * d * d1 - d * d * d2 / 12.0
+        return _core.ZBL(self.inner, self.outer, zi, zj)
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_core"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._core = self._make_core()
 
     # -- construction ---------------------------------------------------------------------------
     @staticmethod
@@ -228,27 +231,6 @@ class ZBL:
         return f"ZBL(inner={self.inner!r}, outer={self.outer!r}, z={self.z!r})"
 
     # -- pair function --------------------------------------------------------------------------
-    @staticmethod
-    def _unswitched(r, zz, ainv):
-        """E_0 = zz φ(r ainv) / r and its first two r-derivatives (elementwise)."""
-        r = np.asarray(r, dtype=float)
-        phi = np.zeros_like(r)
-        dphi = np.zeros_like(r)
-        d2phi = np.zeros_like(r)
-        x = r * ainv
-        for c, d in zip(PHI_COEFFS, PHI_EXPONENTS):
-            ex = c * np.exp(-d * x)
-            phi += ex
-            dphi -= d * ex
-            d2phi += d * d * ex
-        dphi *= ainv       # dφ/dr
-        d2phi *= ainv * ainv
-        inv = 1.0 / r
-        e = zz * phi * inv
-        de = zz * (dphi - phi * inv) * inv
-        d2e = zz * (d2phi - 2.0 * dphi * inv + 2.0 * phi * inv * inv) * inv
-        return e, de, d2e
-
     def pair(self, r, ti, tj):
         """Switched pair energy E(r) (eV), dE/dr (eV/Å) and d²E/dr² (eV/Å²) for 0-based types
         ``ti``, ``tj`` (broadcast with ``r``, Å); all three are zero for r >= outer."""
@@ -259,19 +241,8 @@ class ZBL:
         r, ti, tj = np.broadcast_arrays(r, ti, tj)
         self._check_types(ti)
         self._check_types(tj)
-        return self._pair(r, ti, tj)
-
-    def _pair(self, r, ti, tj):
-        inside = r < self.outer
-        rr = np.where(inside, r, self.outer)
-        e, de, d2e = self._unswitched(rr, self._zz[ti, tj], self._ainv[ti, tj])
-        t = np.maximum(rr - self.inner, 0.0)
-        A, B = self._A[ti, tj], self._B[ti, tj]
-        e = e + self._C[ti, tj] + t ** 3 * (A / 3.0 + 0.25 * B * t)
-        de = de + t * t * (A + B * t)
-        d2e = d2e + t * (2.0 * A + 3.0 * B * t)
-        zero = np.zeros_like(e)
-        return np.where(inside, e, zero), np.where(inside, de, zero), np.where(inside, d2e, zero)
+        out = self._core.pair(r.ravel(), ti.ravel(), tj.ravel())
+        return tuple(v.reshape(r.shape) for v in out)
 
     def _check_types(self, t):
         if t.size and not np.issubdtype(t.dtype, np.integer):
@@ -304,51 +275,51 @@ class ZBL:
 
     @staticmethod
     def _normalise(positions, cell, pbc):
-        pos = np.ascontiguousarray(positions, dtype=float)
+        pos = positions
+        if not (type(pos) is np.ndarray and pos.dtype == np.float64 and pos.flags.c_contiguous):
+            pos = np.ascontiguousarray(pos, dtype=float)
         if pos.ndim != 2 or pos.shape[1] != 3:
             raise ValueError(f"positions must have shape (natoms, 3), got {pos.shape}")
-        cell = np.zeros((3, 3)) if cell is None else np.array(cell, dtype=float)
+        cell = np.zeros((3, 3)) if cell is None else np.asarray(cell, dtype=float)
         if cell.shape != (3, 3):
             raise ValueError(f"cell must have shape (3, 3), got {cell.shape}")
-        pbc = np.broadcast_to(np.asarray(False if pbc is None else pbc, dtype=bool), (3,))
-        if pbc.any():
-            per = cell[pbc]
-            if np.linalg.matrix_rank(per) < len(per):
-                raise ValueError("the periodic cell vectors are degenerate")
-        return pos, cell, tuple(bool(p) for p in pbc)
+        if pbc is None or isinstance(pbc, (bool, np.bool_)):
+            return pos, cell, (bool(pbc),) * 3
+        if type(pbc) is not tuple:
+            pbc = tuple(np.ravel(pbc))
+        if len(pbc) == 1:
+            pbc *= 3
+        if len(pbc) != 3:
+            raise ValueError(f"pbc must be one or three booleans, got {pbc!r}")
+        return pos, cell, (bool(pbc[0]), bool(pbc[1]), bool(pbc[2]))
 
-    def compute(self, positions, cell, pbc, types) -> tuple[float, np.ndarray, np.ndarray]:
+    def compute(self, positions, cell, pbc, types,
+                threads: int | None = None) -> tuple[float, np.ndarray, np.ndarray]:
         """Energy (eV), forces (N, 3) (eV/Å) and virial (6,) (eV; Voigt xx yy zz yz xz xy,
         ``W = -Σ_pairs r_ij ⊗ ∂E/∂r_ij``) of one configuration.
 
         ``positions`` (N, 3) Å; ``cell`` (3, 3), rows are lattice vectors (rows of non-periodic
         directions are ignored, may be 0 or None for a cluster); ``pbc`` 3 booleans (or one);
-        ``types`` (N,) 0-based integer types.
+        ``types`` (N,) 0-based integer types. ``threads``: OpenMP threads (default: OpenMP's
+        current default, which :func:`mpisnap.threads.limited` sets during a fit); the result is
+        the same for any number of threads.
+
+        Computed by the core (:file:`cpp/snap/zbl.cpp`) over its periodic images with exact
+        integer lattice shifts (an atom's own images included): below 512 atoms on one thread,
+        each pair once (i < j, or i == j with the shift lexicographically positive); from 512
+        atoms on, threaded, each atom summing its full neighbour list (half of each pair's energy
+        and virial) a block of :attr:`BLOCK_ATOMS` centre atoms at a time, so memory beyond the
+        outputs stays bounded for huge configurations.
         """
         pos, cell, pbc = self._normalise(positions, cell, pbc)
         n = len(pos)
         types = np.asarray(types)
         if types.shape != (n,):
             raise ValueError(f"types must have shape ({n},), got {types.shape}")
-        self._check_types(types)
-        forces = np.zeros((n, 3))
-        virial = np.zeros(6)
-        energy = 0.0
-        # A block of centre atoms at a time: the pair arrays (and the time between interrupts)
-        # stay bounded whatever the size of the configuration; fixed blocks keep it deterministic.
-        for start in range(0, n, self.BLOCK_ATOMS):
-            i, j, D = self.pairs(pos, cell, pbc, start, min(n, start + self.BLOCK_ATOMS))
-            if len(i) == 0:
-                continue
-            r = np.sqrt(np.einsum("pa,pa->p", D, D))
-            if not np.all(r > 0):
-                raise ValueError("two atoms (or an atom and an image) coincide")
-            e, de, _ = self._pair(r, types[i], types[j])
-            g = (de / r)[:, None] * D  # ∂E/∂r_ij
-            for a in range(3):
-                forces[:, a] += (np.bincount(i, g[:, a], minlength=n)
-                                 - np.bincount(j, g[:, a], minlength=n))
-            for c, (a, b) in enumerate(_VOIGT):
-                virial[c] -= np.einsum("p,p->", D[:, a], g[:, b])
-            energy += float(e.sum())
-        return energy, forces, virial
+        if n and types.dtype.kind not in "iu":
+            raise ValueError("types must be integers (0-based)")
+        if threads is None:
+            threads = 0
+        elif isinstance(threads, bool) or int(threads) != threads or threads < 1:
+            raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+        return self._core.compute(pos, cell, pbc, types, threads, self.BLOCK_ATOMS)

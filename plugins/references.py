@@ -76,7 +76,8 @@ class ZBLReference:
         self.zbl = ZBL.from_pair_coeffs(inner, outer, len(self.types), lines)
 
     def compute(self, config) -> ReferenceResult:
-        types = np.array([self.types[s] for s in config.symbols], dtype=np.int32)
+        types = np.fromiter(map(self.types.__getitem__, config.symbols), np.int32,
+                            len(config.symbols))
         e, f, w = self.zbl.compute(config.positions, config.cell, config.pbc, types)
         return ReferenceResult(float(e), f, w)
 

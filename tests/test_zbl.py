@@ -447,3 +447,80 @@ def test_blockwise_equals_whole_configuration():
         parts = [z.pairs(pos, cell, (True,) * 3, s, min(13, s + block)) for s in range(0, 13, block)]
         got = sorted(zip(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])))
         assert got == sorted(zip(i0, j0))
+
+
+# -- the core's ZBL: the NumPy oracle, the threaded path, thread counts -------------------------
+def big_cell(natoms_edge=7, seed=3, overlap=False):
+    """A strained, disordered W/Be bcc supercell of 2 natoms_edge^3 atoms (686 by default: the
+    core's threaded, full-list path, which starts at 512 atoms), positions left unwrapped."""
+    rng = np.random.default_rng(seed)
+    n = natoms_edge
+    g = np.stack(np.meshgrid(*[np.arange(n)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    frac = np.concatenate([g, g + 0.5]) / n
+    cell = 3.0 * n * (np.eye(3) + rng.normal(scale=0.04, size=(3, 3)))
+    pos = frac @ cell + rng.normal(scale=0.15, size=frac.shape) + rng.integers(-2, 3, (1, 3)) @ cell
+    types = (rng.random(len(pos)) < 0.4).astype(np.int32)
+    if overlap:
+        pos[400] = pos[123] + cell[1]  # atom 400 on an image of atom 123
+    return pos, cell, (True, True, True), types
+
+
+def test_core_equals_numpy_oracle():
+    """The core (C++) against the NumPy implementation it replaced (an independent evaluation of
+    the pair maths and of the sums over the half list of pairs): small cells (one thread, each
+    pair once), dense self-image cells and a configuration of the threaded full-list path."""
+    from mpisnap.testing.zbl_numpy import NumpyZBL
+
+    ntypes, lines = WBE
+    z = ZBL.from_pair_coeffs(4.0, 4.8, ntypes, lines)
+    oracle = NumpyZBL(z.inner, z.outer, z.z)
+    r = np.linspace(0.05, 4.9, 200)
+    for ti, tj in ((0, 0), (0, 1), (1, 1)):
+        for a, b in zip(z.pair(r, ti, tj), oracle.pair(r, ti, tj)):
+            assert relerr(a, b) < 1e-13
+    cases = [(d.positions, d.cell, d.pbc, d.types) for d in DENSE[::3]] + [big_cell()]
+    cases.append(structure("slab", 2, seed=4))
+    for s in cases:
+        e, f, w = z.compute(*s)
+        e0, f0, w0 = oracle.compute(*s)
+        assert relerr(e, e0) < 1e-13 and relerr(w, w0) < 1e-13
+        assert relerr(f, f0) < 1e-11  # forces nearly cancel in symmetric cells
+
+
+def test_threaded_path_against_lammps():
+    ntypes, lines = WBE
+    zbl = ZBL.from_pair_coeffs(4.0, 4.8, ntypes, lines)
+    s = big_cell()
+    ref = lammps_reference(zbl, lines, s, ntypes)
+    err = errors(zbl, ref, s)
+    assert max(err.values()) <= TOL, err
+
+
+def test_same_result_for_any_threads_and_blocks():
+    """Bitwise the same for 1, 2 and 3 threads and any block of centre atoms (each atom sums its
+    own list in a fixed order; totals in atom order)."""
+    ntypes, lines = WBE
+    z = ZBL.from_pair_coeffs(4.0, 4.8, ntypes, lines)
+    s = big_cell(natoms_edge=10)  # 2,000 atoms: up to 3 threads
+    e, f, w = z.compute(*s, threads=1)
+    for threads, block in ((2, 4096), (3, 4096), (1, 1), (3, 37), (2, 700)):
+        z.BLOCK_ATOMS = block
+        e2, f2, w2 = z.compute(*s, threads=threads)
+        assert e2 == e and np.array_equal(f2, f) and np.array_equal(w2, w), (threads, block)
+    small = structure("triclinic", 2, seed=1)
+    assert all(np.array_equal(a, b) for a, b in zip(z.compute(*small, threads=1),
+                                                    z.compute(*small, threads=3)))
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_threaded_path_errors_name_the_atom(overlap):
+    z = ZBL(4.0, 4.8, [74.0, 4.0])
+    pos, cell, pbc, types = big_cell(overlap=overlap)
+    if overlap:
+        with pytest.raises(ValueError, match="atom 123 sits on atom 400|atom 400 sits on atom 123"):
+            z.compute(pos, cell, pbc, types, threads=2)
+    else:
+        with pytest.raises(ValueError, match="type index 2"):
+            z.compute(pos, cell, pbc, np.where(types == 1, 2, 0), threads=2)
+    with pytest.raises(ValueError, match="threads"):
+        z.compute(pos, cell, pbc, types, threads=0)
