@@ -550,16 +550,17 @@ __attribute__((noinline)) void lane_group_rows(const Tables& t, Workspace& ws, i
   }
 }
 
-// One Z entry: Σ_{mb1} cb(mb1) Σ_{k < na} ca(k) U1[ma1lo + k, mb1] U2[ma2hi - k, mb2] over nb rows
-// (mb1 up, mb2 down), na known at compile time so the row is straight-line code; two partial
+// One Z entry (Tables::ZEntry): Σ_r cb[r] Σ_{k < na} ca[k] U1[pa + astep r + k] U2[pb − bstep r − k],
+// times norm, to outr/outi; na known at compile time so a row is straight-line code; two partial
 // sums (even and odd k) per component keep the dependency chains short.
 template <int NA>
 void z_entry(const double* a1r, const double* a1i, const double* b2r, const double* b2i,
-             const double* ca, int castep, const double* cb, int cbstep, int nb, int astep,
-             int bstep, v8& zr, v8& zi) {
+             const double* ca, const double* cb, int cstep, int nb, int astep, int bstep,
+             v8 norm, double* outr, double* outi) {
   v8 c[NA];
 #pragma GCC unroll 32
-  for (int k = 0; k < NA; ++k) c[k] = splat(ca[k * castep]);
+  for (int k = 0; k < NA; ++k) c[k] = splat(ca[k * cstep]);
+  v8 zr{}, zi{};
   for (int r = 0; r < nb; ++r) {
     v8 sr[2] = {}, si[2] = {};
 #pragma GCC unroll 32
@@ -569,7 +570,7 @@ void z_entry(const double* a1r, const double* a1i, const double* b2r, const doub
       sr[k & 1] += c[k] * (ar * br - ai * bi);
       si[k & 1] += c[k] * (ar * bi + ai * br);
     }
-    const v8 cbv = splat(cb[r * cbstep]);
+    const v8 cbv = splat(cb[r * cstep]);
     zr += cbv * (sr[0] + sr[1]);
     zi += cbv * (si[0] + si[1]);
     a1r += astep;
@@ -577,22 +578,25 @@ void z_entry(const double* a1r, const double* a1i, const double* b2r, const doub
     b2r -= bstep;
     b2i -= bstep;
   }
+  st8(outr, norm * zr);
+  st8(outi, norm * zi);
 }
 
 // The same for any na (large twojmax).
 void z_entry_any(int na, const double* a1r, const double* a1i, const double* b2r,
-                 const double* b2i, const double* ca, int castep, const double* cb, int cbstep,
-                 int nb, int astep, int bstep, v8& zr, v8& zi) {
+                 const double* b2i, const double* ca, const double* cb, int cstep, int nb,
+                 int astep, int bstep, v8 norm, double* outr, double* outi) {
+  v8 zr{}, zi{};
   for (int r = 0; r < nb; ++r) {
     v8 sr{}, si{};
     for (int k = 0; k < na; ++k) {
       const v8 ar = ld8(a1r + k * L), ai = ld8(a1i + k * L);
       const v8 br = ld8(b2r - k * L), bi = ld8(b2i - k * L);
-      const v8 c = splat(ca[k * castep]);
+      const v8 c = splat(ca[k * cstep]);
       sr += c * (ar * br - ai * bi);
       si += c * (ar * bi + ai * br);
     }
-    const v8 cbv = splat(cb[r * cbstep]);
+    const v8 cbv = splat(cb[r * cstep]);
     zr += cbv * sr;
     zi += cbv * si;
     a1r += astep;
@@ -600,10 +604,12 @@ void z_entry_any(int na, const double* a1r, const double* a1i, const double* b2r
     b2r -= bstep;
     b2i -= bstep;
   }
+  st8(outr, norm * zr);
+  st8(outi, norm * zi);
 }
 
 using ZEntryFn = void (*)(const double*, const double*, const double*, const double*,
-                          const double*, int, const double*, int, int, int, int, v8&, v8&);
+                          const double*, const double*, int, int, int, int, v8, double*, double*);
 constexpr int ZNA = 10;  // z_entry<1..ZNA>, else z_entry_any
 template <int... N>
 constexpr std::array<ZEntryFn, sizeof...(N)> z_entries(std::integer_sequence<int, N...>) {
@@ -611,48 +617,39 @@ constexpr std::array<ZEntryFn, sizeof...(N)> z_entries(std::integer_sequence<int
 }
 constexpr auto kZEntry = z_entries(std::make_integer_sequence<int, ZNA>());
 
-// Z for all element pairs and triples, L atoms at once (lanes = atoms).
+// Z for all stored (element pair, triple) vectors, L atoms at once (lanes = atoms), into the
+// packed layout.
 __attribute__((noinline)) void compute_z(const Tables& t, Workspace& ws) {
   const int ne = t.nelem, NU = t.ufull;
   const bool bnorm = t.params.bnormflag;
   const int nz = static_cast<int>(t.ztrip.size());
+  const double* cg = t.cg.data();
   for (int e1 = 0; e1 < ne; ++e1)
     for (int e2 = 0; e2 < ne; ++e2)
       for (int tz = 0; tz < nz; ++tz) {
         if (!t.zu_own[(e1 * ne + e2) * nz + tz]) continue;
         const auto [j1, j2, j] = t.ztrip[tz];
         // Entry e of this vector goes to packed row zbase + e * zstride.
-        const int zstride = t.zu_blk[j + 1] - t.zu_blk[j];
+        const size_t zstride = size_t(t.zu_blk[j + 1] - t.zu_blk[j]) * L;
         double* zbase = &ws.z[size_t(t.zpos(e1 * ne + e2, tz, 0)) * L];
         const double* u1r = &ws.ubr[(e1 * NU + t.ufull_off[j1]) * L];
         const double* u1i = &ws.ubi[(e1 * NU + t.ufull_off[j1]) * L];
         const double* u2r = &ws.ubr[(e2 * NU + t.ufull_off[j2]) * L];
         const double* u2i = &ws.ubi[(e2 * NU + t.ufull_off[j2]) * L];
-        const double* cg = &t.cg[t.cg_off[tz]];
-        const int hn = t.half_n[j], ho = t.half_off[j], sh = (j1 + j2 - j) / 2;
+        const int hn = t.half_n[j], astep = (j1 + 1) * L, bstep = (j2 + 1) * L;
         const v8 norm = splat(bnorm ? 1.0 / (j + 1) : 1.0);
+        const Tables::ZEntry* ent = &t.zent[t.zent_off[tz]];
         for (int e = 0; e < hn; ++e) {
-          const int f = t.half_full[ho + e];
-          const int ma = f % (j + 1), mb = f / (j + 1);
-          const int ma1lo = std::max(0, (2 * ma - j - j2 + j1) / 2);
-          const int ma1hi = std::min(j1, (2 * ma - j + j2 + j1) / 2);
-          const int mb1lo = std::max(0, (2 * mb - j - j2 + j1) / 2);
-          const int mb1hi = std::min(j1, (2 * mb - j + j2 + j1) / 2);
-          const int na = ma1hi - ma1lo + 1, nb = mb1hi - mb1lo + 1;
-          const int mb2 = mb - mb1lo + sh, ma2 = ma - ma1lo + sh;
-          const int pa = ((j1 + 1) * mb1lo + ma1lo) * L, pb = ((j2 + 1) * mb2 + ma2) * L;
-          v8 zr{}, zi{};
-          const ZEntryFn fn = na <= ZNA ? kZEntry[na - 1] : nullptr;
-          const double* ca = cg + ma1lo * (j2 + 1) + ma2;
-          const double* cb = cg + mb1lo * (j2 + 1) + mb2;
-          if (fn)
-            fn(u1r + pa, u1i + pa, u2r + pb, u2i + pb, ca, j2, cb, j2, nb, (j1 + 1) * L,
-               (j2 + 1) * L, zr, zi);
+          const Tables::ZEntry& z = ent[e];
+          const int pa = z.pa * L, pb = z.pb * L;
+          double* outr = zbase + e * zstride;
+          double* outi = zbase + (hn + e) * zstride;
+          if (z.na <= ZNA)
+            kZEntry[z.na - 1](u1r + pa, u1i + pa, u2r + pb, u2i + pb, cg + z.ca, cg + z.cb, j2,
+                              z.nb, astep, bstep, norm, outr, outi);
           else
-            z_entry_any(na, u1r + pa, u1i + pa, u2r + pb, u2i + pb, ca, j2, cb, j2, nb,
-                        (j1 + 1) * L, (j2 + 1) * L, zr, zi);
-          st8(zbase + size_t(e) * zstride * L, norm * zr);
-          st8(zbase + size_t(hn + e) * zstride * L, norm * zi);
+            z_entry_any(z.na, u1r + pa, u1i + pa, u2r + pb, u2i + pb, cg + z.ca, cg + z.cb, j2,
+                        z.nb, astep, bstep, norm, outr, outi);
         }
       }
 }

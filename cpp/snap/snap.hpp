@@ -94,6 +94,13 @@ struct Tables {
   std::vector<int> cg_off;   // per Z triple: offset in cg
   std::vector<double> cg;    // per Z triple dense (j1+1)x(j2+1): C(j1,ma1; j2,ma2 | j, ma)
 
+  // Z entries, per triple its compact half entries (ma, mb) in order: the sum runs over
+  // mb1 = mb1lo + r (r < nb) and ma1 = ma1lo + k (k < na) with U1 element pa + (j1+1) r + k,
+  // U2 element pb − (j2+1) r − k, coefficients cg[ca + j2 k] and cg[cb + j2 r].
+  struct ZEntry { int na, nb, pa, pb, ca, cb; };
+  std::vector<ZEntry> zent;
+  std::vector<int> zent_off;  // per Z triple: its first entry
+
   // B components (j1 >= j2, j >= j1), LAMMPS order.
   std::vector<Triple> btrip;
   std::vector<int> bz;       // Z triple index of (j1, j2, j)

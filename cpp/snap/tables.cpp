@@ -110,6 +110,24 @@ Tables::Tables(const Params& p) : params(p) {
           }
       }
 
+  for (size_t tz = 0; tz < ztrip.size(); ++tz) {
+    const auto [j1, j2, j] = ztrip[tz];
+    const int sh = (j1 + j2 - j) / 2;
+    zent_off.push_back(static_cast<int>(zent.size()));
+    for (int e = 0; e < half_n[j]; ++e) {
+      const int f = half_full[half_off[j] + e], ma = f % (j + 1), mb = f / (j + 1);
+      const int ma1lo = std::max(0, (2 * ma - j - j2 + j1) / 2);
+      const int ma1hi = std::min(j1, (2 * ma - j + j2 + j1) / 2);
+      const int mb1lo = std::max(0, (2 * mb - j - j2 + j1) / 2);
+      const int mb1hi = std::min(j1, (2 * mb - j + j2 + j1) / 2);
+      const int ma2 = ma - ma1lo + sh, mb2 = mb - mb1lo + sh;
+      zent.push_back({ma1hi - ma1lo + 1, mb1hi - mb1lo + 1, (j1 + 1) * mb1lo + ma1lo,
+                      (j2 + 1) * mb2 + ma2, cg_off[tz] + ma1lo * (j2 + 1) + ma2,
+                      cg_off[tz] + mb1lo * (j2 + 1) + mb2});
+    }
+  }
+  zent_off.push_back(static_cast<int>(zent.size()));
+
   for (int j1 = 0; j1 <= J; ++j1)
     for (int j2 = 0; j2 <= j1; ++j2)
       for (int j = j1 - j2; j <= std::min(J, j1 + j2); j += 2)
