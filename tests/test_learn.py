@@ -189,6 +189,18 @@ def test_oracle_failure_is_logged_and_skipped(tmp_path, monkeypatch, caplog):
     assert again.oracle_calls == 0 and again.failed == result.failed
 
 
+def test_random_baseline_runs_beside_the_campaign(tmp_path):
+    inp = make_campaign(tmp_path, BASIC.replace("budget = 6", "budget = 3")
+                        + "\nrandom_baseline = 1", npool=10, nseeds=3)
+    out = tmp_path / "out"
+    r = mpisnap.learn(str(inp), output_dir=str(out), autoload=False, refit=False, threads=1)
+    assert [h["selection"] for h in r.baseline] == ["random", "random"]
+    assert r.oracle_calls == 6 and len(list((out / "baseline" / "labelled" / "Learned")
+                                            .glob("*.json"))) == 3
+    csv = (out / "learn_curve.csv").read_text()
+    assert csv.count("\nivar,") == 2 and csv.count("\nrandom,") == 2
+
+
 def test_sigkill_mid_round_then_resume_equals_an_uninterrupted_run(tmp_path):
     """The oracle kills the process at its 5th call (second round, batch of 3); ``--resume``
     relabels nothing and ends with the potential of an uninterrupted campaign, bit for bit."""
@@ -280,3 +292,75 @@ def test_cli_help_and_one_line_error(tmp_path, capsys):
     assert main(["learn", str(inp), "--output-dir", str(tmp_path / "o"), "-q"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "[LEARN] pool: no such file or folder" in err[0]
+
+
+# -- MD exploration, ranks --------------------------------------------------------------------
+
+def _md_inputs(root: Path, learn: str, **kw) -> Path:
+    """A campaign with MD from one 8-atom fcc cell, and a validation set of hot EMT MD frames."""
+    from ase.build import bulk
+    from ase.io import write
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import thermalize_momenta
+    from ase import units
+    from ase.calculators.emt import EMT
+
+    inp = make_campaign(root, learn, **kw)
+    write(root / "start.extxyz", bulk("Cu", "fcc", a=3.61, cubic=True).repeat((2, 1, 1)))
+    at = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((2, 2, 1))
+    at.calc = EMT()
+    rng = np.random.default_rng(0)
+    thermalize_momenta(at, temperature_K=1500, rng=rng)
+    dyn = Langevin(at, 2 * units.fs, temperature_K=1500, friction=0.02 / units.fs, rng=rng,
+                   fixcm=False)
+    frames = []
+    for _ in range(6):
+        dyn.run(25)
+        frames.append(at.copy())
+    write(root / "hot.extxyz", label(frames))
+    return inp
+
+
+def test_md_exploration_from_bulk_until_the_stop_rule(tmp_path):
+    """A potential fitted to four bulk structures explores at 1500 K: MD frames are labelled
+    until the largest calibrated force σ over the round's frames is below stop_std, and the
+    errors on independent hot EMT frames fall."""
+    learn = ("md_start = start.extxyz\nmd_temperatures = 1500\nmd_steps = 60\nmd_interval = 10\n"
+             "md_max_std = 1.0\noracle = ase.calculators.emt:EMT\nbudget = 40\nbatch_size = 4\n"
+             "stop_std = 0.3\nvalidation = hot.extxyz\npatience = 10")
+    inp = _md_inputs(tmp_path, learn, npool=2, nseeds=4)
+    r = mpisnap.learn(str(inp), output_dir=str(tmp_path / "out"), autoload=False, refit=False,
+                      threads=1)
+    assert r.stop == "stop_std" and 8 <= len(r.labelled) < 40
+    assert all(n.startswith("md_r") for n in r.labelled)
+    first, last = r.rounds[0], r.rounds[-1]
+    assert first["max_std"] > 1.0 and last["max_std"] <= 0.3
+    assert last["val_force_rmse"] < 0.6 * first["val_force_rmse"]
+    assert last["scale"] > 1.0  # the held-out labels calibrate σ up (SNAP 2J=2 misfits EMT)
+
+
+def test_selection_identical_on_one_and_two_ranks(tmp_path):
+    """Pool and MD candidates, every rank labelling: ``mpiexec -n 2`` chooses the same
+    structures as one process, round by round, and ends with the same potential."""
+    learn = ("pool = pool.extxyz\nmd_start = start.extxyz\nmd_temperatures = 800 1500\n"
+             "md_steps = 30\nmd_interval = 10\nmd_max_std = 2.0\noracle = oracle_emt.py:Logged\n"
+             "budget = 8\nbatch_size = 3\noracle_ranks = all")
+    inp = _md_inputs(tmp_path, learn, npool=20, nseeds=4)
+    one = mpisnap.learn(str(inp), output_dir=str(tmp_path / "one"), autoload=False, threads=1)
+    from test_mpi import mpiexec
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", MPISNAP_DISABLE_PLUGIN_AUTOLOAD="1")
+    p = subprocess.run([mpiexec(), "-n", "2", sys.executable, "-m", "mpisnap", "learn", str(inp),
+                        "--output-dir", str(tmp_path / "two"), "-q"], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "two" / "learn_labels.csv").read_text() == \
+        (tmp_path / "one" / "learn_labels.csv").read_text()
+    assert any(n.startswith("md_") for n in one.labelled)
+    assert any(n.startswith("pool_") for n in one.labelled)
+    from mpisnap.testing import teachers as Tch
+
+    _, _, a = Tch.read_snapcoeff(tmp_path / "one" / "Cu_pot.snapcoeff")
+    _, _, b = Tch.read_snapcoeff(tmp_path / "two" / "Cu_pot.snapcoeff")
+    a, b = np.concatenate(list(a.values())), np.concatenate(list(b.values()))
+    assert np.abs(a - b).max() <= 1e-10 * np.abs(a).max()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mpisnap.comm import SerialComm
-from mpisnap.learning.posterior import provisional_posterior
+from mpisnap.learning.posterior import calibration_scales, posterior_of
 from mpisnap.learning.selection import (Candidates, dopt_gain, force_std, ivar_gain, select)
 from mpisnap.pipeline.compression import Compressed
 from mpisnap.tsqr import tsqr
@@ -33,34 +33,64 @@ def data():
     sysd = _system(rng, 0, {0: 15, 1: 60})
     const = np.zeros(N, bool)
     const[0] = True
-    post = provisional_posterior({k: v[2] for k, v in sysd.items()}, const)
+    post = posterior_of({k: v[2] for k, v in sysd.items()}, {k: len(v[1]) for k, v in sysd.items()},
+                        {k: float(len(v[1])) for k, v in sysd.items()}, const)
     return rng, sysd, const, post
 
 
-def test_posterior_equals_the_normal_equations_of_its_hyperparameters(data):
-    """Mean and covariance from the triangles equal the textbook formulas on the raw rows, and
-    the evidence fixed point holds (α = (N − γ)/RSS, λ = (p − λ tr DΣ)/mᵀDm)."""
+def test_posterior_is_the_uq_posterior_in_triangle_form(data):
+    """The precision factor R is the uq posterior's (Σ = R⁻¹R⁻ᵀ), the mean and σ are its; the
+    mean solves the normal equations of its hyperparameters on the raw rows."""
+    from mpisnap.uq.posterior import Problem, augmented, optimise
+
     rng, sysd, const, post = data
-    A = np.vstack([v[0] for v in sysd.values()])
-    b = np.concatenate([v[1] for v in sysd.values()])
-    alpha = 1.0 / post.noise[0]
-    assert post.noise[0] == post.noise[1]
-    lam = post.info["prior"]
-    d = np.where(const, 0.0, np.mean(A * A, axis=0))
-    P = alpha * A.T @ A + lam * np.diag(d)
-    Sigma = np.linalg.inv(P)
-    m = Sigma @ (alpha * A.T @ b)
-    np.testing.assert_allclose(post.mean, m, rtol=1e-9, atol=1e-12)
-    R = post.precision_r
-    np.testing.assert_allclose(R.T @ R, P, rtol=1e-9, atol=1e-9 * np.abs(P).max())
-    gamma = N - lam * np.trace(np.diag(d) @ Sigma)
-    rss = np.sum((A @ m - b) ** 2)
-    assert alpha == pytest.approx((len(b) - gamma) / rss, rel=1e-6)
-    assert lam == pytest.approx((N - 1 - lam * np.trace(np.diag(d) @ Sigma)) / (m @ (d * m)),
-                                rel=1e-6)
+    problem = Problem.build({k: augmented(v[2].R, v[2].qb, v[2].rnorm2) for k, v in sysd.items()},
+                            {k: len(v[1]) for k, v in sysd.items()},
+                            {k: float(len(v[1])) for k, v in sysd.items()}, const)
+    hyper, ref, _ = optimise(problem)
+    assert post.alpha == hyper.alpha and post.info["prior"] == hyper.lam
+    np.testing.assert_allclose(post.mean, ref.mean, rtol=1e-12, atol=1e-14)
     rows = rng.normal(size=(5, N))
-    np.testing.assert_allclose(post.model_std(rows), np.sqrt(np.einsum("ij,jk,ik->i", rows,
-                                                                       Sigma, rows)), rtol=1e-10)
+    np.testing.assert_allclose(post.model_std(rows) ** 2, ref.variance(rows), rtol=1e-9)
+    P = sum(hyper.alpha[k] * v[0].T @ v[0] for k, v in sysd.items())
+    P += np.diag(np.where(const, 1e-10, hyper.lam) * problem.s2)
+    R = post.precision_r
+    np.testing.assert_allclose(R.T @ R, P, rtol=1e-8, atol=1e-9 * np.abs(P).max())
+    b = sum(hyper.alpha[k] * v[0].T @ v[1] for k, v in sysd.items())
+    np.testing.assert_allclose(np.linalg.solve(P, b), post.mean, rtol=1e-8)
+
+
+def test_columns_without_training_rows_are_uncertain(data):
+    """A column no training row touches (an element the starting set lacks) gets a prior, not
+    zero variance: a structure reaching it is the most uncertain candidate."""
+    rng, sysd, const, post = data
+    sys2 = {}
+    for k, (A, b, c) in sysd.items():
+        A2 = np.hstack([A, np.zeros((len(b), 1))])
+        R, qb, rn = tsqr(SerialComm(), A2, b)
+        sys2[k] = Compressed(R, qb, rn, len(b))
+    p2 = posterior_of(sys2, {k: len(v[1]) for k, v in sysd.items()},
+                      {k: float(len(v[1])) for k, v in sysd.items()}, np.r_[const, False])
+    np.testing.assert_allclose(p2.mean[:N], post.mean, rtol=1e-9, atol=1e-12)
+    assert p2.mean[N] == 0.0
+    a = np.r_[rng.normal(size=N), 0.0]
+    np.testing.assert_allclose(p2.model_std(a[None]), post.model_std(a[None, :N]), rtol=1e-9)
+    from mpisnap.uq.posterior import Problem, augmented
+
+    s2 = Problem.build({k: augmented(v.R, v.qb, v.rnorm2) for k, v in sys2.items()},
+                       {k: v.nrows for k, v in sys2.items()},
+                       {k: float(v.nrows) for k, v in sys2.items()}, np.r_[const, False]).s2
+    e = np.zeros(N + 1)
+    e[N] = 1.0  # the prior of an average (non-constant) column
+    assert p2.model_std(e[None])[0] ** 2 == pytest.approx(1 / (p2.info["prior"] * s2[1:].mean()))
+
+
+def test_calibration_scale_is_the_conformal_quantile():
+    z = np.abs(np.random.default_rng(0).normal(scale=2.0, size=199))
+    s = calibration_scales(SerialComm(), {1: list(z), 0: [1.0] * 5})
+    assert s[0] == 1.0 and s[2] == 1.0  # too few scores: uncalibrated
+    assert s[1] == pytest.approx(np.sort(z)[int(np.ceil(200 * 0.9)) - 1] / 1.6448536269514722)
+    assert 1.6 < s[1] < 2.4  # scores of a σ = 2 normal
 
 
 def _candidates(rng, sizes):
@@ -143,3 +173,17 @@ def test_ties_break_by_index_and_random_is_seeded(data):
     a = select(SerialComm(), c, post, np.ones(3), "random", 2, rng=np.random.default_rng(1))
     b = select(SerialComm(), c, post, np.ones(3), "random", 2, rng=np.random.default_rng(1))
     assert a == b and len(set(a)) == 2
+
+
+def test_cost_weighting_divides_the_gain_by_the_atoms(data):
+    rng, sysd, const, post = data
+    cands = _candidates(rng, [13, 4, 10, 7])
+    cands.natoms = [40, 1, 30, 2]
+    factors = np.ones(3)
+    P = post.precision_r.T @ post.precision_r
+    gains = [np.linalg.slogdet(P + A.T @ A)[1] - np.linalg.slogdet(P)[1] for A in cands.rows]
+    plain = select(SerialComm(), cands, post, factors, "dopt", 1)
+    per_atom = select(SerialComm(), cands, post, factors, "dopt", 1, cost_weighting=True)
+    assert plain == [cands.index[int(np.argmax(gains))]]
+    assert per_atom == [cands.index[int(np.argmax(np.array(gains) / cands.natoms))]]
+    assert plain != per_atom

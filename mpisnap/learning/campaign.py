@@ -27,7 +27,7 @@ from ..training_set import Entry
 from ..tsqr import StreamingR
 from .explore import md_jobs, rounded, run_md
 from .labels import FAILED, LabelStore
-from .posterior import provisional_posterior
+from .posterior import calibration_scales, posterior_of
 from .selection import Candidates, force_std, select
 from .structures import check_structure, read_labelled, read_structures
 
@@ -54,15 +54,19 @@ class LearnResult:
     ``rounds``: one dict per round (``round``, ``labels`` so far, ``new`` labels of the round,
     ``candidates``, ``max_std``/``mean_std`` the candidates' largest calibrated force σ
     (eV/Å; max and mean over candidates), ``val_energy_rmse`` (eV/atom) and
-    ``val_force_rmse`` (eV/Å) on the validation set (NaN without one), ``noise`` and
-    ``prior`` of the posterior, ``seconds``); ``labelled``: the names of the labelled
+    ``val_force_rmse`` (eV/Å) on the validation set (NaN without one), ``noise`` the
+    posterior's σ of a new force label of the learned group (eV/Å; of an energy label when
+    forces are not fitted), ``scale`` its force calibration factor, ``prior`` the prior
+    precision λ, ``seconds``, ``selection``); ``labelled``: the names of the labelled
     structures in the order they were chosen; ``coefficients``: the last round's (incremental)
     fit; ``fit``: the final :class:`~mpisnap.results.FitResult` from scratch on the starting
     set plus the labels (what ``mpisnap fit <stem>_learned.in`` gives; None when nothing is
     written); ``stop``: which rule ended the campaign (``budget``, ``stop_std``,
     ``patience``, ``exhausted``); ``oracle_calls``: calls of the oracle in this run, all ranks;
     ``failed``: structures the oracle failed on; ``baseline``: the rounds of the random
-    baseline (``random_baseline = 1``) or None; ``files``: what was written."""
+    baseline (``random_baseline = 1``) or None; ``files``: what was written; ``chosen``: every
+    structure chosen, as ``(round, name, source, "labelled" or "failed")`` (also
+    ``learn_labels.csv``)."""
 
     rounds: list[dict]
     labelled: list[str]
@@ -74,6 +78,7 @@ class LearnResult:
     baseline: list[dict] | None = None
     files: list[str] = field(default_factory=list)
     timings: dict = field(default_factory=dict)
+    chosen: list[tuple] = field(default_factory=list)
 
 
 # -- the campaign's fixed pieces ----------------------------------------------------------------
@@ -87,7 +92,7 @@ class _Context:
     group_names: list[str]
     weights: tuple[float, float, float]
     const: np.ndarray
-    start: dict            # kind -> Compressed of the starting set
+    start: tuple           # (kind -> Compressed, kind -> rows of weight > 0, kind -> Σ w²)
     pool_names: list[str]  # global: pool candidate k's source name
     pool: Candidates       # this rank's pool candidates (global index k)
     pool_atoms: dict       # k -> ase.Atoms (this rank's)
@@ -155,14 +160,40 @@ def _own(n: int, costs, comm) -> np.ndarray:
     return np.flatnonzero(assign(costs, comm.size) == comm.rank)
 
 
-def _start_systems(comm, setup, timer, show) -> dict:
-    """The starting set compressed per row kind (every rank the same)."""
+class _Tally:
+    """Per row kind, the training rows of weight > 0 and their Σ w² (the posterior's noise
+    model needs them; the triangles do not keep them)."""
+
+    def __init__(self) -> None:
+        self.nrows = np.zeros(3, np.int64)
+        self.weight2 = np.zeros(3)
+
+    def count(self, blocks):
+        for A, b, w, lab in blocks:
+            t = (w > 0) & ~lab["test"]
+            self.nrows += np.bincount(lab["kind"][t], minlength=3)[:3]
+            self.weight2 += np.bincount(lab["kind"][t], weights=w[t] ** 2, minlength=3)[:3]
+            yield A, b, w, lab
+
+    def total(self, comm) -> tuple[dict, dict]:
+        n, w2 = comm.allreduce((self.nrows, self.weight2),
+                               op=lambda a, b: (a[0] + b[0], a[1] + b[1]))
+        return ({k: int(n[k]) for k in range(3)}, {k: float(w2[k]) for k in range(3)})
+
+
+def _start_systems(comm, setup, timer, show) -> tuple[dict, dict, dict]:
+    """The starting set compressed per row kind (every rank the same), with per kind the rows
+    of weight > 0 and their Σ w²."""
     with timer("read"):
         pl = plan(comm, setup)
     ncols = setup.model.ncols
-    accs = agree(comm, lambda: compress(iter_blocks(setup, pl, timer=timer, progress=show),
-                                        ncols, key=lambda lab: lab["kind"]))
-    return finalize(comm, accs, ncols)
+    tally = _Tally()
+    accs = agree(comm, lambda: compress(
+        tally.count(iter_blocks(setup, pl, timer=timer, progress=show)), ncols,
+        key=lambda lab: lab["kind"]))
+    systems = finalize(comm, accs, ncols)
+    nrows, weight2 = tally.total(comm)
+    return systems, nrows, weight2
 
 
 def _validation(comm, setup, ls, timer) -> DesignShard | None:
@@ -260,18 +291,21 @@ def _whole(systems: dict) -> Compressed:
     return combine(systems, lambda code: 1.0)
 
 
-def _fold(comm, setup, systems: dict, new: list, group_names, group: str, weights) -> dict:
-    """``systems`` with this rank's newly labelled ``(name, atoms, labels)`` folded in
-    (collective): rank 0 seeds one accumulator per kind with the old triangle (and its
-    residual), every rank adds its new rows, the accumulators are combined."""
+def _fold(comm, setup, state: tuple, new: list, group_names, group: str, weights, coef,
+          post) -> tuple[tuple, dict]:
+    """``state`` (systems, rows, Σ w² per kind) with this rank's newly labelled
+    ``(name, atoms, labels)`` folded in (collective): rank 0 seeds one accumulator per kind
+    with the old triangle (and its residual), every rank adds its new rows, the accumulators
+    are combined. Also this rank's held-out scores per kind: the new rows' errors under the
+    round's coefficients ``coef`` over their predictive σ from ``post`` (the calibration)."""
+    systems, nrows, weight2 = state
     ncols = setup.model.ncols
-    n = ncols
     accs: dict = {}
     if comm.rank == 0:
         for k, s in systems.items():
             acc = accs[k] = StreamingR(ncols)
             acc.add(s.R, s.qb)
-            acc.add(np.zeros((1, n)), np.array([math.sqrt(s.rnorm2)]))
+            acc.add(np.zeros((1, ncols)), np.array([math.sqrt(s.rnorm2)]))
     entries, configs = [], []
     for name, atoms, lab in new:
         entries.append(Entry(ConfigRef(f"{group}/{name}.json", group, name, 0), False, *weights))
@@ -280,24 +314,34 @@ def _fold(comm, setup, systems: dict, new: list, group_names, group: str, weight
                                      np.asarray(atoms.get_cell(), float), (True, True, True),
                                      tuple(atoms.get_chemical_symbols()), lab.energy,
                                      lab.forces, lab.stress))
-    counts = {}
+    counts: dict = {}
+    scores: dict = {0: [], 1: [], 2: []}
+    tally = _Tally()
 
     def rows():
-        for A, b, w, lab in iter_blocks(setup, own_all(entries, group_names), timer=Timer(),
-                                        configs=configs):
+        for A, b, w, lab in tally.count(iter_blocks(setup, own_all(entries, group_names),
+                                                    timer=Timer(), configs=configs)):
             for k in np.unique(lab["kind"]).tolist():
                 counts[k] = counts.get(k, 0) + int(np.count_nonzero(lab["kind"] == k))
+            var = post.model_std(A) ** 2
+            for k in range(3):
+                sel = lab["kind"] == k
+                if sel.any():
+                    sd = np.sqrt(var[sel] + post.label_variance(k, weights[k]))
+                    scores[k] += (np.abs(b[sel] - A[sel] @ coef) / np.maximum(sd, 1e-300)).tolist()
             yield A, b, w, lab
 
     agree(comm, lambda: compress(rows(), ncols, key=lambda lab: lab["kind"], into=accs))
     folded = finalize(comm, accs, ncols)
     totals = comm.allreduce(counts, op=lambda a, b: {k: a.get(k, 0) + b.get(k, 0)
                                                      for k in set(a) | set(b)})
+    new_rows, new_w2 = tally.total(comm)
     out = {}
     for k, c in folded.items():
         old = systems[k].nrows if k in systems else 0
         out[k] = Compressed(c.R, c.qb, c.rnorm2, old + totals.get(k, 0))
-    return out
+    return ((out, {k: nrows.get(k, 0) + new_rows[k] for k in range(3)},
+             {k: weight2.get(k, 0.0) + new_w2[k] for k in range(3)}), scores)
 
 
 def _label(comm, ctx: _Context, store: LabelStore, picked: list[int], names: dict,
@@ -434,25 +478,30 @@ def _merge(a: Candidates, b: Candidates) -> Candidates:
 def _campaign(comm, ctx: _Context, selection: str, store: LabelStore, tag: str = "learn"):
     """The rounds; returns (history, labelled names, last coefficients, stop reason, failed)."""
     setup, ls = ctx.setup, ctx.ls
-    systems = dict(ctx.start)
+    state = ctx.start
+    scores: dict = {0: [], 1: [], 2: []}
     npool = len(ctx.pool_names)
     remaining = set(range(npool))
     pool_names = {k: (f"pool_{k:06d}", f"pool {ctx.pool_names[k]}") for k in range(npool)}
     labelled: list[str] = []
     failed: list[str] = []
     history: list[dict] = []
+    chosen: list[tuple] = []
     best, stale = math.inf, 0
     r = 0
     coef = None
     while True:
         t0 = time.perf_counter()
         with ctx.timer("solve"):
-            sol = solve_compressed(comm, _whole(systems), setup)
+            sol = solve_compressed(comm, _whole(state[0]), setup)
             coef = setup.model.symmetrize(sol.coefficients)
-            post = agree(comm, provisional_posterior, systems, ctx.const)
-        noise = float(np.mean(list(post.noise.values())))
-        factors = np.array([w / math.sqrt(post.noise.get(k, noise))
+        with ctx.timer("uncertainty"):
+            scale = calibration_scales(comm, scores)
+            post = agree(comm, posterior_of, state[0], state[1], state[2], ctx.const, scale)
+        factors = np.array([w * math.sqrt(post.alpha.get(k, 0.0))
                             for k, w in enumerate(ctx.weights)])
+        kf = 1 if setup.kinds[1] else 0
+        noise = math.sqrt(post.label_variance(kf, ctx.weights[kf]))
         key = zlib.crc32("\n".join(labelled).encode())
         cands = ctx.pool.subset(remaining)
         names = dict(pool_names)
@@ -480,6 +529,7 @@ def _campaign(comm, ctx: _Context, selection: str, store: LabelStore, tag: str =
                  "candidates": int(count), "max_std": smax,
                  "mean_std": ssum / count if count else math.nan,
                  "val_energy_rmse": e_rmse, "val_force_rmse": f_rmse, "noise": noise,
+                 "scale": float(post.scale.get(kf, 1.0)),
                  "prior": float(post.info.get("prior", math.nan)),
                  "seconds": time.perf_counter() - t0, "selection": selection}
         stop = None
@@ -499,7 +549,7 @@ def _campaign(comm, ctx: _Context, selection: str, store: LabelStore, tag: str =
                      f"max {smax:.4g} mean {entry['mean_std']:.4g} eV/Å{val}"
                      + (f"; stop ({stop})" if stop else ""))
         if stop:
-            return history, labelled, coef, stop, failed
+            return history, labelled, coef, stop, failed, chosen
         rng = np.random.default_rng([ls.seed, r, key])
         with ctx.timer("selection"):
             picked = select(comm, cands, post, factors, selection,
@@ -507,9 +557,14 @@ def _campaign(comm, ctx: _Context, selection: str, store: LabelStore, tag: str =
                             cost_weighting=bool(ls.cost_weighting), kinds_fitted=setup.kinds)
         done, ok, bad = _label(comm, ctx, store, picked, names, atoms_of)
         with ctx.timer("fold"):
-            systems = _fold(comm, setup, systems, done, ctx.group_names, ls.group, ctx.weights)
+            state, new_scores = _fold(comm, setup, state, done, ctx.group_names, ls.group,
+                                      ctx.weights, coef, post)
+        for k in scores:
+            scores[k] += new_scores[k]
         labelled += ok
         failed += bad
+        chosen += [(r, names[i][0], names[i][1], "labelled" if names[i][0] in ok else "failed")
+                   for i in picked]
         remaining -= {i for i in picked if i < npool}
         r += 1
 
@@ -609,14 +664,20 @@ def _training_dir(setup, out: str, group: str) -> str:
     return root
 
 
-def _curve_files(result_rounds, baseline, out_dir: str) -> list[str]:
-    """``learn_curve.csv`` and ``learn_curve.png`` in ``out_dir`` (a staging folder)."""
+def _curve_files(result_rounds, baseline, out_dir: str, chosen=()) -> list[str]:
+    """``learn_curve.csv``, ``learn_curve.png`` and ``learn_labels.csv`` (the structures chosen,
+    by round) in ``out_dir`` (a staging folder)."""
     import csv
 
     from ..io import atomic_write
 
+    with atomic_write(os.path.join(out_dir, "learn_labels.csv"), newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["round", "name", "source", "status"])
+        w.writerows(chosen)
+
     cols = ["selection", "round", "labels", "new", "candidates", "max_std", "mean_std",
-            "val_energy_rmse", "val_force_rmse", "noise", "prior", "seconds"]
+            "val_energy_rmse", "val_force_rmse", "noise", "scale", "prior", "seconds"]
     path = os.path.join(out_dir, CURVE + ".csv")
     with atomic_write(path, newline="") as fh:
         w = csv.writer(fh)
@@ -767,7 +828,7 @@ def _learn(comm, source, overrides, output_dir, plugins, autoload, nthreads, res
                 raise OracleError(f"{where}: {exc}") from None
 
         oracle = agree(comm, load)
-    const = np.array([name.split(":")[-1] == "B0" for name in setup.model.column_names()])
+    const = np.array([str(n).endswith(":B0") for n in setup.model.column_names()])
     start = _start_systems(comm, setup, timer, show)
     pool_names, pool, pool_atoms = _pool(comm, setup, ls, timer, show)
     starts = _md_starts(comm, setup, ls)
@@ -777,7 +838,7 @@ def _learn(comm, source, overrides, output_dir, plugins, autoload, nthreads, res
                    starts, validation, oracle, timer, show, os.path.join(out, "rounds"))
     agree(comm, _prepare_outputs, comm, settings, out, ls, resume, True)
     store = LabelStore(out, ls.group)
-    history, labelled, coef, stop, failed = _campaign(comm, ctx, ls.selection, store)
+    history, labelled, coef, stop, failed, chosen = _campaign(comm, ctx, ls.selection, store)
     calls = comm.allreduce(store.oracle_calls, op=lambda a, b: a + b)
     agree(comm, _check_leftovers, comm, store, labelled)
     baseline = None
@@ -786,7 +847,8 @@ def _learn(comm, source, overrides, output_dir, plugins, autoload, nthreads, res
         bctx = dataclasses.replace(ctx, rounds_dir=None)
         baseline = _campaign(comm, bctx, "random", bstore, tag="learn (random baseline)")[0]
         calls += comm.allreduce(bstore.oracle_calls, op=lambda a, b: a + b)
-    result = LearnResult(history, labelled, coef, stop, calls, failed, baseline=baseline)
+    result = LearnResult(history, labelled, coef, stop, calls, failed, baseline=baseline,
+                         chosen=chosen)
     stem = (os.path.splitext(os.path.basename(settings.source))[0]
             if settings.source and not settings.source.startswith("<") else "learn")
     learned_in = os.path.join(out, f"{stem}_learned.in")
@@ -821,7 +883,7 @@ def _learn(comm, source, overrides, output_dir, plugins, autoload, nthreads, res
         from ..io import output_transaction
 
         with output_transaction(out) as tx:
-            _curve_files(history, baseline, tx.path)
+            _curve_files(history, baseline, tx.path, chosen)
         return tx.files
 
     with timer("outputs"):

@@ -54,15 +54,20 @@ def run_md(job: MDJob, start, predictor, *, steps: int, interval: int, timestep_
     ``frame_std(atoms)``: the frame's largest calibrated force σ (eV/Å), for ``max_std``."""
     from ase import units
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    from ase.parallel import DummyMPI
 
     from ..calculator import Calculator
 
     atoms = start.copy()
     atoms.calc = Calculator(predictor)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=job.temperature, rng=rng)
+    serial = DummyMPI()  # one trajectory per rank: ASE must not broadcast over MPI's world
+    try:
+        from ase.md.velocitydistribution import thermalize_momenta
+    except ImportError:  # ASE < 3.29
+        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as thermalize_momenta
+    thermalize_momenta(atoms, temperature_K=job.temperature, comm=serial, rng=rng)
     dyn = Langevin(atoms, timestep_fs * units.fs, temperature_K=job.temperature,
-                   friction=friction_fs / units.fs, rng=rng, fixcm=True)
+                   friction=friction_fs / units.fs, rng=rng, fixcm=False, comm=serial)
     frames = []
     done = 0
     while done < steps:

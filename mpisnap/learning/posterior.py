@@ -1,53 +1,53 @@
-"""The Bayesian posterior of the linear coefficients that selection and the stop rules read:
-mean, the precision's triangular factor, noise per row kind and calibration scales.
+"""The posterior that selection and the stop rules read, from the uncertainty package
+(:mod:`mpisnap.uq`): the evidence-optimised Bayesian regression of the per-kind compressed
+systems every rank holds (one noise precision per row kind, a Gaussian prior on standardised
+columns, flat on the per-element constants; :mod:`mpisnap.uq.posterior`), whatever solver writes
+the campaign's coefficients. The prior keeps a tiny starting set well posed; the
+hyperparameters are optimised again every round.
 
-Selection needs only this small interface (:class:`Posterior`), so it does not care how the
-posterior was made. :func:`provisional_posterior` makes one from the per-kind compressed systems
-every rank holds; it stands in for the uncertainty package (:mod:`mpisnap.uq`, the ``BAYES``
-solver) until that lands, and is then replaced by it.
+Selection needs only a small interface, :class:`Posterior`: the mean, the upper-triangular factor
+``R`` of the precision over all n columns (``Σ = R⁻¹R⁻ᵀ``), the noise precision per kind and a
+calibration scale per kind. Columns that no training row touches (say, the columns of an element
+the starting set lacks) are outside the uq posterior (zero coefficient, no variance); here they
+get the prior of an average column (the flat prior for a constant column), so structures that
+reach them are the most uncertain ones, as they are.
 
-The model (over the weighted rows ``w·a``, rows of kind k = energy, force, stress): label noise
-of variance ``1/α`` per weighted row — one noise level, the group weights setting the kinds'
-relative noise as they do in the fit (one α per kind proved unstable on the handful of energy
-rows of a small starting set) — a Gaussian prior of precision ``λ d_j`` on coefficient j
-(``d_j`` the mean square of column j over the weighted training rows, so the prior is a ridge
-on standardised columns) and a flat prior on the per-element constant columns (β0 of several eV
-is not shrunk). ``λ`` and the ``α_k`` maximise the evidence by MacKay's fixed-point updates
-(MacKay, Neural Comput. 4, 415 (1992)): with Σ the posterior covariance and
-``γ = n − λ tr(DΣ)`` the number of parameters the data determine, ``α ← (N − γ)/RSS`` and
-``λ ← (p − λ tr(DΣ))/(mᵀDm)`` (p regularised columns). The precision
-``P = α Σ_k R_kᵀR_k + λD`` is never formed: its factor comes from a QR of the stacked,
-scaled triangles and the prior rows (no normal equations), O(n³) per update, whatever the
-number of training rows.
+Calibration (:func:`calibration_scales`): every label the campaign gets is a held-out test of the
+model that chose it. Before its rows are folded in, each row of kind k gives the score
+``z = |b − a·β| / σ`` (β the round's coefficients, σ² = the calibrated-free model variance
+``aΣaᵀ`` plus the label noise ``1/(α_k w_k²)``); the scale of kind k is the split-conformal 90 %
+quantile of its scores over the campaign so far divided by 1.645 (as :mod:`mpisnap.uq.calibration`
+scales a fit's σ), so that ±1.645 σ covers 90 % of new labels. Until a kind has 10 scores its
+scale is 1 (uncalibrated).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Mapping
 
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from ..tsqr import StreamingR, split_r
+__all__ = ["Posterior", "posterior_of", "calibration_scales", "MIN_SCORES", "LEVEL"]
 
-__all__ = ["Posterior", "provisional_posterior"]
-
-#: Fixed-point iterations of the evidence maximisation, and their relative tolerance.
-ITERATIONS = 100
-TOLERANCE = 1e-8
+#: Scores a kind needs before its calibration scale departs from 1.
+MIN_SCORES = 10
+#: Coverage level of the calibration.
+LEVEL = 0.9
 
 
 @dataclass(frozen=True)
 class Posterior:
     """Gaussian posterior of the coefficients: ``mean`` (n,), ``precision_r`` (n, n) upper
-    triangular with precision ``Rᵀ R`` (the covariance is ``Σ = R⁻¹ R⁻ᵀ``), ``noise`` per row
-    kind (0 energy, 1 force, 2 stress) the label-noise variance of a row of weight 1 (in the
-    row's units squared), ``scale`` per kind the calibration factor of predicted standard
-    deviations (1: uncalibrated), ``info`` what made it (e.g. ``prior``, iterations)."""
+    triangular with precision ``Rᵀ R`` (the covariance is ``Σ = R⁻¹ R⁻ᵀ``), ``alpha`` per row
+    kind (0 energy, 1 force, 2 stress) the noise precision of a row of weight 1, ``scale`` per
+    kind the calibration factor of predicted standard deviations (1: uncalibrated), ``info``
+    what made it (``prior``, evidence, …)."""
 
     mean: np.ndarray
     precision_r: np.ndarray
-    noise: Mapping[int, float]
+    alpha: Mapping[int, float]
     scale: Mapping[int, float]
     info: dict = field(default_factory=dict)
 
@@ -66,67 +66,63 @@ class Posterior:
         G = self.whiten(A)
         std = np.sqrt(np.einsum("ij,ij->i", G, G))
         if kind is not None:
-            std = std * np.array([self.scale.get(int(k), 1.0) for k in range(3)])[kind]
+            std = std * np.array([self.scale.get(k, 1.0) for k in range(3)])[kind]
         return std
 
-
-def _factor(systems, alpha, lam, d):
-    """``(R_p, qb_p)`` of the stacked scaled per-kind triangles and the prior rows."""
-    n = len(d)
-    acc = StreamingR(n, defer_errors=False)
-    for k in sorted(systems):
-        s = systems[k]
-        acc.add(s.R, s.qb, np.full(n, np.sqrt(alpha[k])))
-    reg = d > 0
-    acc.add(np.diag(np.sqrt(lam * d))[reg], np.zeros(int(reg.sum())))
-    R, qb, _ = split_r(acc.R, n)
-    return R, qb
+    def label_variance(self, kind: int, weight: float) -> float:
+        """The noise variance of a new label of ``kind`` with row weight ``weight``."""
+        a = self.alpha.get(kind)
+        if not a or not weight:
+            return 0.0
+        return 1.0 / (a * weight * weight)
 
 
-def provisional_posterior(systems: Mapping[int, object], const_columns: np.ndarray, *,
-                          iterations: int = ITERATIONS, tol: float = TOLERANCE) -> Posterior:
-    """The evidence-maximising posterior (module docstring) of the per-kind compressed systems
-    ``systems`` (kind → :class:`~mpisnap.pipeline.compression.Compressed` of the weighted
-    training rows, identical on every rank, so is the result); ``const_columns`` (n,) bool
-    marks the columns with a flat prior. Calibration scales are 1 (uncalibrated).
+def posterior_of(systems: Mapping[int, object], nrows: Mapping[int, int],
+                 weight2: Mapping[int, float], flat: np.ndarray,
+                 scale: Mapping[int, float] | None = None) -> Posterior:
+    """The evidence-optimal posterior (:func:`mpisnap.uq.posterior.optimise`) of the per-kind
+    compressed systems ``systems`` (kind → :class:`~mpisnap.pipeline.compression.Compressed`
+    of the weighted training rows, identical on every rank, so is the result); ``nrows``,
+    ``weight2``: per kind the number of rows of weight > 0 and their Σ w²; ``flat`` (n,) the
+    constant columns; ``scale``: calibration scales (default 1)."""
+    from ..uq.linalg import inverse_triangle, small_blas
+    from ..uq.posterior import FLAT_PRECISION, Problem, augmented, optimise
 
-    Stands in for :mod:`mpisnap.uq` until that exists (see the module docstring)."""
-    kinds = [k for k in sorted(systems) if systems[k].nrows > 0]
-    if not kinds:
-        raise ValueError("no training rows: the posterior needs data")
-    systems = {k: systems[k] for k in kinds}
-    n = systems[kinds[0]].R.shape[0]
-    const = np.asarray(const_columns, bool)
-    ntot = sum(systems[k].nrows for k in kinds)
-    colsq = sum(np.einsum("ij,ij->j", systems[k].R, systems[k].R) for k in kinds) / ntot
-    d = np.where(const, 0.0, np.where(colsq > 0, colsq, 1.0))
-    p = int((~const).sum())
+    flat = np.asarray(flat, bool)
+    n = flat.size
+    kinds = [k for k in sorted(systems) if nrows.get(k, 0) > 0]
+    with small_blas(n):
+        problem = Problem.build({k: augmented(systems[k].R, systems[k].qb, systems[k].rnorm2)
+                                 for k in kinds}, {k: nrows[k] for k in kinds},
+                                {k: weight2[k] for k in kinds}, flat)
+        hyper, post, info = optimise(problem)
+        T = inverse_triangle(post.factor)
+    R = np.zeros((n, n))
+    idx = np.flatnonzero(problem.active)
+    R[np.ix_(idx, idx)] = T
+    reg = ~problem.flat
+    s2 = float(np.mean(problem.s2[reg])) if reg.any() else 1.0
+    for j in np.flatnonzero(~problem.active):
+        R[j, j] = math.sqrt((FLAT_PRECISION if flat[j] else hyper.lam) * s2)
+    return Posterior(np.asarray(post.mean, float), R, dict(hyper.alpha),
+                     dict(scale or {}), {"prior": float(hyper.lam),
+                                         "log_evidence": float(info["log_evidence"]),
+                                         "effective_parameters": info["effective_parameters"]})
 
-    def rss(k, m):
-        r = systems[k].R @ m - systems[k].qb
-        return float(r @ r + systems[k].rnorm2)
 
-    # start: a weak prior, the noise of that fit's residuals; then MacKay's updates
-    lam = 1e-6
-    R, qb = _factor(systems, {k: 1.0 for k in kinds}, lam, d)
-    m = solve_triangular(R, qb, check_finite=False)
-    alpha = ntot / max(sum(rss(k, m) for k in kinds), 1e-300)
-    it = 0
-    for it in range(1, iterations + 1):
-        R, qb = _factor(systems, {k: alpha for k in kinds}, lam, d)
-        m = solve_triangular(R, qb, check_finite=False)
-        Rinv = solve_triangular(R, np.eye(n), check_finite=False)  # Σ = Rinv Rinvᵀ
-        tr_dsigma = float(np.einsum("ij,ij,i->", Rinv, Rinv, d))
-        gamma_data = n - lam * tr_dsigma  # parameters the data determine (flat ones included)
-        new_alpha = max(ntot - gamma_data, 1.0) / max(sum(rss(k, m) for k in kinds), 1e-300)
-        mdm = float(m @ (d * m))
-        new_lam = max(p - lam * tr_dsigma, 1e-3) / mdm if mdm > 0 else lam
-        change = max(abs(new_alpha / alpha - 1), abs(new_lam / lam - 1))
-        alpha, lam = new_alpha, new_lam
-        if change < tol:
-            break
-    alpha = {k: alpha for k in kinds}
-    R, qb = _factor(systems, alpha, lam, d)
-    m = solve_triangular(R, qb, check_finite=False)
-    return Posterior(m, R, {k: 1.0 / alpha[k] for k in kinds}, {k: 1.0 for k in range(3)},
-                     {"prior": float(lam), "iterations": it, "made_by": "provisional_posterior"})
+def calibration_scales(comm, scores: Mapping[int, list]) -> dict[int, float]:
+    """Per kind, the split-conformal :data:`LEVEL` quantile of the held-out scores of every
+    rank divided by its normal half-width (1.645), or 1 with fewer than :data:`MIN_SCORES`
+    scores (collective; the same on any number of ranks)."""
+    from ..uq.calibration import conformal_quantile, z_of
+
+    out = {}
+    for k in range(3):
+        s = np.asarray(scores.get(k, []), float)
+        n = comm.allreduce(int(s.size))
+        if n < MIN_SCORES:
+            out[k] = 1.0
+            continue
+        q, _ = conformal_quantile(comm, s, LEVEL)
+        out[k] = float(q / z_of(LEVEL)) if q > 0 else 1.0
+    return out

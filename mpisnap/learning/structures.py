@@ -39,11 +39,28 @@ def to_atoms(c: Configuration):
     return Atoms(symbols=list(c.symbols), positions=c.positions, cell=c.cell, pbc=c.pbc)
 
 
+_COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma"}
+
+
 def _ase_frames(path: str, where: str) -> list:
+    """Every frame of a file ASE reads. A compressed file (``.gz``, ``.bz2``, ``.xz``) is
+    decompressed into memory first: ASE's readers seek within it, which costs a decompression
+    per seek."""
+    import importlib
+    import io
+
     from ase.io import read
 
     try:
-        frames = read(path, ":")
+        ext = os.path.splitext(path)[1].lower()
+        if ext in _COMPRESSED:
+            from ase.io.formats import filetype
+
+            fmt = filetype(path, guess=False)
+            with importlib.import_module(_COMPRESSED[ext]).open(path, "rt") as fh:
+                frames = read(io.StringIO(fh.read()), ":", format=fmt)
+        else:
+            frames = read(path, ":")
     except Exception as exc:  # any ASE failure: the file is not readable as given
         raise FitError(f"{where}: ASE cannot read {path}: {type(exc).__name__}: {exc}"
                        .replace("\n", " ")) from None
@@ -71,21 +88,39 @@ def read_structures(path: str, where: str, json_reader: Any) -> list[tuple[str, 
     return out
 
 
+def _labelled_frame(name: str, atoms) -> Configuration:
+    """A configuration of an ASE frame with its attached labels, in the ``ASE`` reader's
+    conventions: energy eV, forces eV/Å, the stress converted from ASE's eV/Å³ (tensile +) to
+    bar, pressure convention (:func:`mpisnap.oracle.ase_stress_to_bar`)."""
+    from ..oracle import ase_stress_to_bar
+
+    res = dict(getattr(atoms.calc, "results", {}) or {}) if atoms.calc is not None else {}
+    stress = res.get("stress")
+    try:
+        return Configuration(name, "validation", np.asarray(atoms.get_positions(), float),
+                             np.asarray(atoms.get_cell(), float),
+                             tuple(bool(p) for p in atoms.get_pbc()),
+                             tuple(atoms.get_chemical_symbols()), res.get("energy"),
+                             res.get("forces"),
+                             None if stress is None else ase_stress_to_bar(stress))
+    except ValueError as exc:
+        raise FitError(" ".join(str(exc).split())) from None
+
+
 def read_labelled(path: str, where: str, registry) -> list[Configuration]:
-    """The labelled structures under ``path`` as configurations (``JSON`` reader for ``*.json``,
-    the ``ASE`` reader, with its unit conventions, for anything else)."""
+    """The labelled structures under ``path`` as configurations (``JSON`` reader for ``*.json``;
+    anything else through :func:`ase.io.read`, in the ``ASE`` reader's conventions)."""
     base, files = list_files(path, where)
     json_reader = registry.get("readers", "JSON")
-    ase_reader = registry.get("readers", "ASE")
     out = []
     for f in files:
         rel = os.path.relpath(f, base) if base else os.path.basename(f)
         if f.endswith(".json"):
             out.append(json_reader.load(ConfigRef(rel, "validation", f, 0)))
             continue
-        n = len(_ase_frames(f, where))
-        out += [ase_reader.load(ConfigRef(rel if n == 1 else f"{rel}#{i}", "validation", f, i))
-                for i in range(n)]
+        frames = _ase_frames(f, where)
+        out += [_labelled_frame(rel if len(frames) == 1 else f"{rel}#{i}", at)
+                for i, at in enumerate(frames)]
     for c in out:
         if c.energy is None and c.forces is None:
             raise FitError(f"{where}: {c.name} has no energy or forces (the validation set "

@@ -88,3 +88,83 @@ def write_seed_json(folder: str, structures, prefix: str = "seed") -> list[str]:
     return [write_labelled_json(os.path.join(folder, f"{prefix}_{k:03d}.json"), at,
                                 *oracle_label(calc, at))
             for k, at in enumerate(structures)]
+
+
+# -- the selection study (tests/test_learn_quality.py, scripts/bench_learn.py) ---------------
+
+#: Settings of the selection study: linear SNAP 2J=6 on energies and forces, weights 1.
+STUDY_SETTINGS = {
+    "BISPECTRUM": {"numTypes": 1, "type": "Cu", "twojmax": 6, "rcutfac": 4.8, "rfac0": 0.99363,
+                   "rmin0": 0.0, "wj": "1.0", "radelem": "0.5"},
+    "CALCULATOR": {"energy": 1, "force": 1, "stress": 0},
+    "SOLVER": {"solver": "SVD"},
+    "GROUPS": {"group_sections": "name training_size testing_size eweight fweight vweight",
+               "group_types": "str float float float float float", "X": "1.0 0.0 1 1 1e-4"},
+}
+
+
+def study_rows(model, structures) -> list:
+    """EMT-labelled design rows ``(A, b, kind)`` (energy and force rows, weight 1) of
+    ``structures``."""
+    from mpisnap.records import Configuration
+
+    out = []
+    for a in label(structures):
+        c = Configuration("c", "X", a.get_positions(), np.array(a.get_cell()), (True,) * 3,
+                          tuple(a.get_chemical_symbols()), a.get_potential_energy(),
+                          a.get_forces())
+        d = model.descriptor.compute(positions=c.positions, cell=c.cell, pbc=c.pbc,
+                                     symbols=c.symbols, threads=1)
+        A, b, kind, _, _ = model.rows(c, d, None, 0.0, (True, True, False))
+        out.append((A, b, kind))
+    return out
+
+
+def study_fit(model, rows):
+    """Least-squares coefficients and per-kind triangles of ``rows``."""
+    from mpisnap.pipeline.compression import Compressed
+    from mpisnap.tsqr import StreamingR, split_r
+
+    accs = {k: StreamingR(model.ncols) for k in (0, 1)}
+    for A, b, kind in rows:
+        for k in (0, 1):
+            accs[k].add(A[kind == k], b[kind == k])
+    systems = {k: Compressed(*split_r(a.R, model.ncols), a.nrows) for k, a in accs.items()}
+    whole = StreamingR(model.ncols)
+    for s in systems.values():
+        whole.add(s.R, s.qb)
+    R, qb, _ = split_r(whole.R, model.ncols)
+    return np.linalg.lstsq(R, qb, rcond=None)[0], systems
+
+
+def study_campaign(model, seeds, pool, criterion: str, budget: int, batch: int = 5,
+                   rng_seed: int = 0) -> np.ndarray:
+    """The rounds of ``mpisnap learn`` on precomputed rows (posterior of the per-kind
+    triangles, greedy batches of ``batch``, a refit per round) until ``budget`` labels; returns
+    the final coefficients."""
+    from mpisnap.comm import SerialComm
+    from mpisnap.learning.posterior import posterior_of
+    from mpisnap.learning.selection import Candidates, select
+
+    flat = np.array([n.endswith(":B0") for n in model.column_names()])
+    chosen: list[int] = []
+    r = 0
+    while len(chosen) < budget:
+        _, systems = study_fit(model, seeds + [pool[i] for i in chosen])
+        post = posterior_of(systems, {k: s.nrows for k, s in systems.items()},
+                            {k: float(s.nrows) for k, s in systems.items()}, flat)
+        factors = np.array([np.sqrt(post.alpha.get(k, 0.0)) for k in range(3)])
+        cands = Candidates()
+        for i, (A, _, kind) in enumerate(pool):
+            if i not in chosen:
+                cands.add(i, A, kind, 1)
+        chosen += select(SerialComm(), cands, post, factors, criterion,
+                         min(batch, budget - len(chosen)),
+                         rng=np.random.default_rng([rng_seed, r]))
+        r += 1
+    return study_fit(model, seeds + [pool[i] for i in chosen])[0]
+
+
+def force_rmse(beta, rows) -> float:
+    e = np.concatenate([A[k == 1] @ beta - b[k == 1] for A, b, k in rows])
+    return float(np.sqrt(np.mean(e ** 2)))
