@@ -1,0 +1,92 @@
+"""The parity plot (``mpisnap.plugins.writers``): every row drawn once in its group's colour and
+split's marker, the legend's entries, and a fixed layout that keeps every text inside the figure
+and off the panels for long group names, many groups and large numbers."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import mpisnap.plugins.writers as W
+from mpisnap.comm import SerialComm
+from mpisnap.metrics import compute_metrics
+from mpisnap.results import ROW_KINDS
+
+sys.path.insert(0, os.path.dirname(__file__))  # --import-mode=importlib: share the builders
+from test_metrics import make_shard  # noqa: E402
+from test_writers import descriptor_for, make_result, settings_for  # noqa: E402
+
+
+def result_for(groups, nconfigs=40, stress_scale=1.0):
+    shard = make_shard(groups=groups, nconfigs=nconfigs)
+    stress = shard.labels["kind"] == 2
+    shard.b[stress] *= stress_scale
+    shard.predictions[stress] *= stress_scale
+    s = settings_for(["Ta"], outfile={"potential": "Ta_pot"})
+    return make_result(s, descriptor_for(s), shard=shard,
+                       metrics=compute_metrics(SerialComm(), shard))
+
+
+def drawn_points(ax):
+    """(x, y, colour, marker) of every marker drawn in ``ax`` (the identity line has none)."""
+    out = []
+    for line in ax.get_lines():
+        if line.get_marker() in ("o", "x"):
+            for x, y in zip(line.get_xdata(), line.get_ydata()):
+                out.append((x, y, line.get_color(), line.get_marker()))
+    return out
+
+
+def test_every_row_drawn_once_in_its_group_colour_and_split_marker():
+    r = result_for(("Bulk", "EOS", "Shear"))
+    spec = W._parity_spec(r)
+    fig = W._parity_figure(spec)
+    shard = r.shard
+    lab = shard.labels
+    assert [p["unit"] for p in spec["panels"]] == [W.UNITS[k] for k in ROW_KINDS]
+    for ax, k in zip(fig.axes, range(len(ROW_KINDS))):
+        sel = lab["kind"] == k
+        got = sorted((x, y, c, m) for x, y, c, m in drawn_points(ax))
+        cmap = __import__("matplotlib").colormaps["tab10"]
+        want = sorted((x, y, cmap(int(g)), "x" if t else "o") for x, y, g, t in zip(
+            shard.b[sel], shard.predictions[sel], lab["group"][sel], lab["test"][sel]))
+        assert len(got) == len(want) == sel.sum()
+        for (x, y, c, m), (wx, wy, wc, wm) in zip(got, want):
+            assert (x, y, m) == (wx, wy, wm) and np.allclose(
+                __import__("matplotlib").colors.to_rgba(c), wc)
+    names = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert names == ["Bulk", "Bulk (test)", "EOS", "EOS (test)", "Shear", "Shear (test)"]
+    assert "RMSE train" in fig.axes[0].get_title() and "test" in fig.axes[0].get_title()
+
+
+def test_at_most_max_points_per_panel(monkeypatch):
+    monkeypatch.setattr(W, "_MAX_POINTS", 50)
+    r = result_for(("Bulk", "EOS"), nconfigs=60)
+    spec = W._parity_spec(r)
+    nforce = int((r.shard.labels["kind"] == 1).sum())
+    assert nforce > 50
+    force = spec["panels"][1]
+    assert force["x"].size == 50 and f"(50 of {nforce} rows shown)" in force["title"]
+
+
+@pytest.mark.parametrize("groups, scale", [
+    (("Bulk", "EOS", "Shear"), 1.0),
+    (tuple(f"a_rather_long_group_name_number_{i:02d}" for i in range(14)), 1e6),  # 2 columns
+])
+def test_layout_keeps_every_text_inside_and_off_the_panels(tmp_path, groups, scale):
+    r = result_for(groups, nconfigs=4 * len(groups), stress_scale=scale)
+    fig = W._parity_figure(W._parity_spec(r))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    fb = fig.bbox
+    boxes = [ax.get_tightbbox(renderer) for ax in fig.axes]
+    leg = fig.legends[0].get_window_extent(renderer)
+    for b in boxes + [leg]:  # inside the figure (1 px of rounding)
+        assert fb.x0 - 1 <= b.x0 and b.x1 <= fb.x1 + 1 and fb.y0 - 1 <= b.y0 and b.y1 <= fb.y1 + 1
+    for a, b in zip(boxes, boxes[1:] + [leg]):  # left to right, not overlapping
+        assert a.x1 <= b.x0
+    lab = r.shard.labels
+    assert len(fig.legends[0].get_texts()) == len(set(zip(lab["group"], lab["test"])))
+    path = W.write_parity(r, str(tmp_path))[0]
+    with open(path, "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
