@@ -203,3 +203,32 @@ def test_hyper_round_trip():
     h = Hyper({0: 2.0, 1: 3.0}, 0.5)
     back = Hyper.of((0, 1), h.theta((0, 1)))
     assert back.alpha == pytest.approx(h.alpha) and back.lam == pytest.approx(h.lam)
+
+
+def test_row_noise_follows_the_row_weights():
+    """A row of weight w > 0 has the model's noise 1/(α_k w²); a row of weight 0 (and a new
+    configuration) that of a typical row, 1/(α_k w̄²), w̄ the geometric mean of the weights."""
+    from mpisnap.results import LABEL_DTYPE
+    from mpisnap.uq.analysis import RowAnalysis
+    from mpisnap.uq.settings import Options
+
+    A, b, w, kind, _ = _system(seed=8, m=150, n=5)
+    w[:10] = 0.0
+    keep = w > 0
+    pb = _problem(A[keep], b[keep], w[keep], kind[keep])
+    hyper, post, _ = optimise(pb)
+    alpha = np.array([hyper.alpha[0], hyper.alpha[1], np.nan])
+    typical = np.array([1 / (hyper.alpha[k] * pb.typical_w2[k]) for k in (0, 1)] + [np.nan])
+    for k in (0, 1):
+        wk = w[keep & (kind == k)]
+        assert pb.typical_w2[k] == pytest.approx(np.exp(np.mean(np.log(wk ** 2))))
+    stage = RowAnalysis(post, post.mean, [], np.zeros(len(b), int), typical, alpha)
+    lab = np.zeros(len(b), LABEL_DTYPE)
+    lab["kind"], lab["config"], lab["test"] = kind, np.arange(len(b)), True
+    stage.add(A, b, w, lab)
+    uq = stage.finish(SerialComm(), Options(0, 5, "none", 0.9, 0, 0.0), "BAYES", {},
+                      [f"c{i}" for i in range(len(b))], ["g"])
+    noise = np.where(keep, 1.0 / (alpha[kind] * np.where(keep, w, 1.0) ** 2), typical[kind])
+    np.testing.assert_allclose(uq.rows["std_raw"] ** 2, post.variance(A) + noise, rtol=1e-12)
+    np.testing.assert_allclose(uq.rows["std_model"] ** 2, post.variance(A), rtol=1e-12)
+    assert uq.split == "test" and np.all(uq.rows["std"] == uq.rows["std_raw"])  # no calibration

@@ -34,9 +34,9 @@ Optimisation (:func:`optimise`): three MacKay updates from ``α_k = n_k/‖w_k b
 prior (``λ s_j²`` 1e-6 of the data precision ``Σ_k α_k ‖R_k e_j‖²`` of the median column), then
 L-BFGS-B on −log E in θ, then Newton steps with a finite-difference Hessian of the exact
 gradient (taken once) until the step is below 1e-10, so the optimum does not depend on the path
-taken (the same hyper-parameters, to round-off, for any number of ranks). Every evaluation costs O(K n³)
-for n columns and K kinds, whatever the number of rows. The Hessian also gives Laplace standard
-errors of the noise levels.
+taken (the same hyper-parameters, to round-off, for any number of ranks). Every evaluation costs
+O(K n³) for n columns and K kinds, whatever the number of rows. The Hessian also gives Laplace
+standard errors of the noise levels.
 
 Label noise. The predictive noise of a row of kind k with weight w is the model's own
 ``1/(α_k w²)`` (the weights are relative precisions). A new configuration has no weight: its
@@ -80,8 +80,8 @@ class Problem:
     """The regression restricted to its active columns (``active``, of n): per kind the
     augmented triangle over the active columns (``aug[k]``, (p+1)²), the number of rows with
     weight > 0 (``nrows[k]``) and their typical squared weight (``typical_w2[k]``, the geometric
-    mean of w²: the label noise of a typical row is ``1/(α_k typical_w2[k])``); ``flat`` (p,) marks the constant
-    columns; ``s2`` (p,) the prior column scales."""
+    mean of w²: the label noise of a typical row is ``1/(α_k typical_w2[k])``); ``flat`` (p,)
+    marks the constant columns; ``s2`` (p,) the prior column scales."""
 
     aug: Mapping[int, np.ndarray]
     nrows: Mapping[int, int]
