@@ -1,10 +1,11 @@
 """Known noise: random Ta cells labelled by the SNAP part of Ta06A through LAMMPS, plus Gaussian
-noise of known σ_E (eV/atom) and σ_F (eV/Å). The teacher is in the model class, so the BAYES solver must
-recover both noise levels (within 3 standard errors, 2,000 energy rows), its 95 % credible
-intervals must contain the teacher's coefficients at the nominal rate over 20 noise seeds, and its
-90 % predictive intervals must cover fresh noisy labels at 90 % (binomial errors). Through the
-whole fit: the same noise levels, posterior samples written as potentials whose LAMMPS energies
-spread as ``energy_std_model`` says, and the calculator's standard deviations equal the fit's."""
+noise of known σ_E (eV/atom) and σ_F (eV/Å). The teacher is in the model class, so the BAYES
+solver must recover both noise levels (within 3 standard errors, 2,000 energy rows), its 95 %
+credible intervals must contain the teacher's coefficients at the nominal rate over 20 noise
+seeds, and its 90 % predictive intervals must cover fresh noisy labels at 90 % (binomial
+errors). Through the whole fit: the same noise levels, posterior samples written as potentials
+whose LAMMPS energies spread as ``energy_std_model`` says, and the calculator's standard
+deviations equal the fit's."""
 from __future__ import annotations
 
 import math
