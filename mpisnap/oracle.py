@@ -20,9 +20,10 @@ Usage::
 
 Units: LAMMPS ``metal``. :func:`label` returns the stress as a 3×3 tensor in **bar, pressure
 convention** (compressive positive), the convention of FitSNAP JSON files, converted from ASE's
-eV/Å³ (tensile positive) as ``σ_bar = −1.602176634e6 σ_ASE`` (:data:`mpisnap.units.EV_PER_A3_IN_BAR`);
-None when the calculator has no stress. :func:`write_labelled_json` writes FitSNAP's JSON layout
-(``spec/fitsnap-formats.md`` §2) that the ``JSON`` reader reads back unchanged.
+eV/Å³ (tensile positive) as ``σ_bar = −1.602176634e6 σ_ASE``
+(:data:`mpisnap.units.EV_PER_A3_IN_BAR`); None when the calculator has no stress.
+:func:`write_labelled_json` writes FitSNAP's JSON layout (``spec/fitsnap-formats.md`` §2) that
+the ``JSON`` reader reads back unchanged.
 
 Errors: a bad oracle specification or arguments is an :class:`OracleError` (a ValueError, one
 line); a structure the oracle cannot label (the calculator raised, or returned non-finite
