@@ -454,12 +454,14 @@ def test_a_directory_in_the_way_keeps_the_previous_outputs(tmp_path, example, ca
 def test_store_refuses_to_overwrite_the_input_file(tmp_path, example, capsys, no_work):
     victim = example / "Cu_EMT.in"
     before = victim.read_bytes()
+    listing = sorted(p.name for p in example.iterdir())
+    assert "Cu_EMT.in" in listing and "JSON" in listing
     status, err = cli(capsys, "fit", victim, "--output-dir", tmp_path / "out", "--store", victim)
     assert status == 2
     assert err == [f"mpisnap: error: descriptor store {victim}: exists and is not an mpisnap "
                    f"descriptor store; refusing to overwrite it"]
     assert victim.read_bytes() == before
-    assert sorted(p.name for p in example.iterdir()) == ["Cu_EMT.in", "JSON"]
+    assert sorted(p.name for p in example.iterdir()) == listing  # nothing written beside it
 
 
 def test_store_into_a_directory_is_refused_without_debris(tmp_path, example, capsys, no_work):
