@@ -22,6 +22,11 @@ Algorithm (per trial, on the rank that evaluates it; nothing here is collective)
 
 The CV RMSE of a kind sums the cells whose input weight is > 0 (a cell the input does not fit is
 reported per group but never counted in the objective).
+
+Accuracy: the CV errors equal explicit refits of the raw rows to 1e-10 relative for linear fits
+(``tests/test_tuning.py``, 1 and 3 ranks). Quadratic fits are ill-conditioned (condition number
+~1e11 for the Cu example at twojmax 4, 120 columns), so two exact methods agree only to about
+cond · eps: measured 2e-8 relative at the input's weights and 3e-5 at weights 10^±1 from them.
 """
 from __future__ import annotations
 
