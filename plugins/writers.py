@@ -11,13 +11,18 @@ returns the paths it wrote. Writers run on rank 0 only.
   ``metrics_style`` MD, CSV, SSV or JSON.
 * ``dumps`` (any ``[EXTRAS] dump_*``): ``.npy`` files of A, b, w and the per-row table, and
   ``<potential>_design.h5`` with all of them.
-* ``parity`` (always; nothing when there are no predictions): ``<potential>_parity.png``.
+* ``parity`` (always; nothing when there are no predictions): ``<potential>_parity.png``, drawn
+  by :mod:`mpisnap.plugins.parity_plot`: in a helper process started when the writers are
+  registered (serial runs that have not imported matplotlib; ``MPISNAP_PLOT_PROCESS=0`` turns it
+  off), which imports matplotlib while the fit runs, else in this process.
 
 ``<potential>`` may contain a folder part; all names are relative to the output directory.
 """
 from __future__ import annotations
 
+import atexit
 import os
+import sys
 from typing import Any, Sequence
 
 import numpy as np
@@ -28,6 +33,9 @@ from mpisnap.io import atomic_path, atomic_write
 from mpisnap.potential import coefficient_labels
 from mpisnap.records import Writer
 from mpisnap.results import LABEL_DTYPE, ROW_KINDS
+
+from . import parity_plot
+from .parity_plot import parity_figure as _parity_figure  # noqa: F401 (tests draw with it)
 
 __all__ = [
     "mpisnap_writers", "coefficient_labels", "snapcoeff_text", "snapparam_text", "mod_text",
@@ -310,56 +318,32 @@ def _parity_spec(result) -> dict | None:
             "ngroups": len(shard.group_names)}
 
 
-def _parity_figure(spec: dict):
-    """The parity plot of ``spec`` (:func:`_parity_spec`): a matplotlib Figure on an Agg canvas
-    (no pyplot: the global backend is left alone). Markers are lines' markers (Agg renders one
-    marker per colour and stamps it) and the layout is fixed (margins in inches, the legend
-    measured once), instead of one collection per group and the constrained layout's measuring of
-    every text: about half the drawing time."""
-    from matplotlib import colormaps
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
+#: The parity plot's helper process (:class:`mpisnap.plugins.parity_plot.PlotProcess`): None
+#: until the writers are first registered, False where there is none.
+_plotter: Any = None
+_PLOTTER_ENV = "MPISNAP_PLOT_PROCESS"  # "0": never start it
+_MPI_ENV = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMI_RANK", "PMIX_RANK", "MPI_LOCALNRANKS",
+            "MV2_COMM_WORLD_SIZE")
 
-    panels = spec["panels"]
-    cmap = colormaps["tab10" if spec["ngroups"] <= 10 else "tab20"]
-    npanel, width, height = len(panels), 4.8, 4.8  # inches per panel
-    fig = Figure(figsize=(width * npanel + 1.8, height), dpi=110)
-    FigureCanvasAgg(fig)
-    axes = [fig.add_subplot(1, npanel, p + 1) for p in range(npanel)]
-    for ax, panel in zip(axes, panels):
-        x, y, group, test = panel["x"], panel["y"], panel["group"], panel["test"]
-        for g in np.unique(group):
-            for is_test, marker, size in ((False, "o", 2.6), (True, "x", 3.2)):
-                sel = (group == g) & (test == is_test)
-                if sel.any():
-                    ax.plot(x[sel], y[sel], linestyle="none", marker=marker, markersize=size,
-                            color=cmap(int(g) % cmap.N), alpha=0.6, markeredgewidth=0.8)
-        if x.size:
-            lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
-            pad = 0.02 * (hi - lo) if hi > lo else max(abs(hi), 1.0) * 0.02
-            ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="k", lw=0.8, zorder=0)
-        ax.set_xlabel(f"truth − reference ({panel['unit']})")
-        ax.set_ylabel(f"prediction ({panel['unit']})")
-        ax.set_title(panel["title"], fontsize=9)
-    legend_w, leg = 0.0, None
-    if spec["legend"]:
-        handles = [Line2D([], [], linestyle="none", marker="x" if t else "o", alpha=0.6,
-                          markersize=5 if t else 4, color=cmap(g % cmap.N), markeredgewidth=0.8)
-                   for g, t, _ in spec["legend"]]
-        leg = fig.legend(handles, [name for _, _, name in spec["legend"]], loc="upper left",
-                         fontsize=7, frameon=False, ncols=1 if len(handles) <= 24 else 2,
-                         borderaxespad=0.0)
-        legend_w = leg.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
-    total = width * npanel + legend_w + 0.25  # the legend right of the panels
-    fig.set_size_inches(total, height)
-    left, wspace, right, bottom, top = 0.85, 1.0, 0.15, 0.55, 0.5  # inches
-    axes_w = (width * npanel - left - right - wspace * (npanel - 1)) / npanel
-    fig.subplots_adjust(left=left / total, right=(width * npanel - right) / total,
-                        bottom=bottom / height, top=1 - top / height, wspace=wspace / axes_w)
-    if leg is not None:
-        leg.set_bbox_to_anchor((width * npanel / total, 1 - top / height), fig.transFigure)
-    return fig
+
+def start_plot_process() -> None:
+    """Start the parity plot's helper process, once per process, where it can help: not when
+    ``MPISNAP_PLOT_PROCESS=0``, not once matplotlib is imported here, not under MPI (only rank 0
+    writes; ranks share the cores) and not on Windows. Called when the writers are registered
+    (the start of a fit), so that matplotlib's import overlaps the fit."""
+    global _plotter
+    if _plotter is not None:
+        return
+    _plotter = False
+    if (os.environ.get(_PLOTTER_ENV, "1") == "0" or "matplotlib" in sys.modules
+            or "mpi4py.MPI" in sys.modules or any(v in os.environ for v in _MPI_ENV)
+            or os.name == "nt" or not sys.executable):
+        return
+    try:
+        _plotter = parity_plot.PlotProcess()
+    except OSError:
+        return
+    atexit.register(_plotter.close)
 
 
 def write_parity(result, output_dir: str) -> list[str]:
@@ -371,9 +355,9 @@ def write_parity(result, output_dir: str) -> list[str]:
     if spec is None:
         return []
     path = os.path.join(output_dir, result.settings.outfile.potential + "_parity.png")
-    fig = _parity_figure(spec)
-    with atomic_write(path, "wb") as fh:  # zlib level 1: a fifth of the encoding time
-        fig.savefig(fh, format="png", dpi=110, pil_kwargs={"compress_level": 1})
+    with atomic_path(path) as tmp:  # by the helper process when there is one, else here
+        if not (_plotter and _plotter.draw(spec, tmp)):
+            parity_plot.draw(spec, tmp)
     return [path]
 
 
@@ -388,6 +372,7 @@ def _enabled_dumps(settings) -> bool:
 
 @hookimpl
 def mpisnap_writers():
+    start_plot_process()
     return [
         Writer("snap", write_snap, _enabled_snap,
                "LAMMPS pair_style snap files: <potential>.snapcoeff, .snapparam, .mod"),

@@ -13,8 +13,9 @@ SVD). ``--data DIR`` keeps it (made once) for later runs.
 
 Each run is a fresh ``python -m mpisnap fit INPUT -q --no-progress`` into a new folder (all outputs,
 the parity plot included), in three variants alternating: the current code, the baseline (the
-parity plot writer of git revision ``--baseline`` patched in) and the current code without the
-parity plot (its share of the fit). Reported: wall time and CPU time (user + system) of the
+parity plot writer of git revision ``--baseline`` patched in), the current code drawing the plot
+in the fit's own process (``MPISNAP_PLOT_PROCESS=0``: no helper process importing matplotlib
+while the fit runs) and the current code without the parity plot (the plot's share of the fit). Reported: wall time and CPU time (user + system) of the
 process, median of ``--repeats`` after one untimed run each, the stage times from the run log,
 and the start-up floor beside it (``python -c "import mpisnap"``) and the largest imports of one
 fit (``python -X importtime``). The runs compile modules once into a private cache
@@ -44,6 +45,10 @@ ENV = dict(os.environ)
 
 VARIANTS = {  # python -c code running ``mpisnap fit`` with sys.argv set
     "current": "",
+    "no helper": """
+import os
+os.environ["MPISNAP_PLOT_PROCESS"] = "0"
+""",
     "baseline": """
 import subprocess, types
 from mpisnap.plugins import writers
@@ -282,11 +287,12 @@ def main() -> None:
         for v, rs in runs.items():
             walls, cpus = [r[0] for r in rs], [r[1] for r in rs]
             stages = {s: statistics.median(r[2][s] for r in rs) for s in rs[0][2]}
-            say(f"{v:>8s}: wall {statistics.median(walls):.2f} s ({min(walls):.2f}-"
+            say(f"{v:>9s}: wall {statistics.median(walls):.2f} s ({min(walls):.2f}-"
                 f"{max(walls):.2f}), CPU {statistics.median(cpus):.2f} s; stages (median, s): "
                 + ", ".join(f"{s} {t:.3f}" for s, t in stages.items()))
-        ratio = statistics.median(b[0] / c[0] for b, c in zip(runs["baseline"], runs["current"]))
-        say(f"baseline / current wall: {ratio:.2f}x (median of per-round ratios)")
+        for v in ("baseline", "no helper"):
+            ratio = statistics.median(b[0] / c[0] for b, c in zip(runs[v], runs["current"]))
+            say(f"{v} / current wall: {ratio:.2f}x (median of per-round ratios)")
         imp = wall_of([sys.executable, "-c", "import mpisnap"], args.repeats)
         bare = wall_of([sys.executable, "-c", "pass"], args.repeats)
         mpl = wall_of([sys.executable, "-c", "import matplotlib.figure, "

@@ -90,3 +90,67 @@ def test_layout_keeps_every_text_inside_and_off_the_panels(tmp_path, groups, sca
     path = W.write_parity(r, str(tmp_path))[0]
     with open(path, "rb") as fh:
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+# -- the helper process -------------------------------------------------------------------------
+
+def test_helper_process_draws_the_same_image_and_survives_a_bad_request(tmp_path):
+    import matplotlib.image
+
+    from mpisnap.plugins import parity_plot
+
+    spec = W._parity_spec(result_for(("Bulk", "EOS", "Shear")))
+    helper = parity_plot.PlotProcess()
+    try:
+        assert helper.draw(spec, str(tmp_path / "helper.png"))
+        assert not helper.draw({"panels": "nonsense"}, str(tmp_path / "bad.png"))  # an error there
+        assert helper.proc.poll() is None  # still serving
+        assert helper.draw(spec, str(tmp_path / "again.png"))
+    finally:
+        helper.close()
+    assert helper.proc.poll() is not None
+    parity_plot.draw(spec, str(tmp_path / "here.png"))
+    here = matplotlib.image.imread(tmp_path / "here.png")
+    for name in ("helper.png", "again.png"):
+        np.testing.assert_array_equal(matplotlib.image.imread(tmp_path / name), here)
+
+
+def test_write_parity_draws_itself_when_the_helper_is_gone(tmp_path, monkeypatch):
+    from mpisnap.plugins import parity_plot
+
+    helper = parity_plot.PlotProcess()
+    helper.proc.kill()
+    helper.proc.wait()
+    monkeypatch.setattr(W, "_plotter", helper)
+    path = W.write_parity(result_for(("Bulk",)), str(tmp_path))[0]
+    with open(path, "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["Ta_pot_parity.png"]  # no temporary left
+    helper.close()
+
+
+def test_helper_ends_with_its_parent_input(tmp_path):
+    from mpisnap.plugins import parity_plot
+
+    helper = parity_plot.PlotProcess()
+    assert helper._read(1, __import__("time").monotonic() + 120) == b"R"
+    helper.proc.stdin.close()
+    assert helper.proc.wait(timeout=60) == 0
+    helper.close()
+
+
+@pytest.mark.parametrize("why", ["disabled", "mpi", "matplotlib"])
+def test_no_helper_where_it_cannot_help(monkeypatch, why):
+    import matplotlib  # noqa: F401
+
+    monkeypatch.setattr(W, "_plotter", None)
+    if why == "disabled":
+        monkeypatch.setenv("MPISNAP_PLOT_PROCESS", "0")
+    elif why == "mpi":
+        monkeypatch.setenv("PMI_SIZE", "2")
+    if why != "matplotlib":
+        monkeypatch.delitem(sys.modules, "matplotlib")  # as if not imported yet
+    started = []
+    monkeypatch.setattr(W.parity_plot, "PlotProcess", lambda: started.append(1))
+    W.start_plot_process()
+    assert W._plotter is False and not started
