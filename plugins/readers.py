@@ -333,12 +333,37 @@ def _numbers(seg: bytes, first: bool, last: bool, ndim: int, ncols: int):
     return vals, ncols
 
 
+def _first_line_is_comment(buf: bytes, start: int) -> bool:
+    """Whether the first line (from ``start``) is a comment: it does not begin with '{' after
+    whitespace, as str.lstrip sees it, so _json_text_document skips it."""
+    head = buf[start:start + 4096].decode("utf-8", "replace")
+    k = _LINE_SPACE_RE.match(head).end()
+    if k == len(head):
+        raise _Fallback("no first line to decide on")
+    return head[k] != "{"
+
+
+def _after_comment(buf: bytes, start: int, whole: bool) -> int:
+    """Where the text after the first line starts, when that line is a comment (``whole``: the
+    buffer holds the rest of the file)."""
+    if not _first_line_is_comment(buf, start):
+        return start
+    nl = buf.find(b"\n", start)
+    if nl < 0:
+        raise _Fallback("the whole file is one comment line" if whole else "a long first line")
+    try:
+        buf[start:nl].decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Fallback("not UTF-8") from None
+    return nl + 1
+
+
 def _loads(text: bytes):
     """json.loads' document of ``text`` (orjson's parse when it is installed: the same document
     for every text it accepts; _json_document falls back to json for the rest)."""
     if _orjson is not None:
         return _orjson.loads(text)
-    return json.loads(text.decode("utf-8"))
+    return json.loads(bytes(text).decode("utf-8"))
 
 
 class _FastJSON:
@@ -354,8 +379,6 @@ class _FastJSON:
     def need(self, n: int) -> bool:
         """At least ``n`` bytes from ``pos`` in the buffer (and the byte before it), unless the
         file ends first."""
-        if not self.buf and not self.eof and os.fstat(self.fh.fileno()).st_size <= _SMALL_FILE:
-            self.buf, self.eof = self.fh.readall(), True  # a small file: one read
         while len(self.buf) - self.pos < n and not self.eof:
             more = self.fh.read(max(_READ_CHUNK, n - (len(self.buf) - self.pos)))
             if not more:
@@ -380,26 +403,11 @@ class _FastJSON:
         self.need(_READ_CHUNK)
         if self.buf.startswith(b"\xef\xbb\xbf"):  # utf-8-sig
             self.pos = 3
-        # A first line that does not begin with '{' (after whitespace, as str.lstrip sees it) is
-        # a comment, skipped as _json_text_document does.
-        head = self.buf[self.pos:self.pos + 4096].decode("utf-8", "replace")
-        k = _LINE_SPACE_RE.match(head).end()
-        if k == len(head):
-            raise _Fallback("no first line to decide on")
-        if head[k] != "{":
-            nl = self.buf.find(b"\n", self.pos)
-            while nl < 0 and not self.eof and len(self.buf) - self.pos < _MAX_COMMENT:
+        if _first_line_is_comment(self.buf, self.pos):
+            while (self.buf.find(b"\n", self.pos) < 0 and not self.eof
+                   and len(self.buf) - self.pos < _MAX_COMMENT):
                 self.need(len(self.buf) - self.pos + _READ_CHUNK)
-                nl = self.buf.find(b"\n", self.pos)
-            if nl < 0:
-                raise _Fallback("the whole file is one comment line")
-            try:
-                self.buf[self.pos:nl].decode("utf-8")
-            except UnicodeDecodeError:
-                raise _Fallback("not UTF-8") from None
-            self.pos = nl + 1
-        if self.eof:  # a small file (read at once): one C parse, transient memory bounded
-            return _loads(self.buf[self.pos:])
+            self.pos = _after_comment(self.buf, self.pos, self.eof)
         value = self.value(False)
         while True:  # only whitespace may follow
             self.pos = _WS_RE.match(self.buf, self.pos).end()
@@ -597,7 +605,13 @@ def _json_document(path: str, fast: bool = True) -> tuple[Any, bool]:
     if fast:
         try:
             with open(path, "rb", buffering=0) as fh:
-                return _FastJSON(fh).document(), True
+                if os.fstat(fh.fileno()).st_size > _SMALL_FILE:
+                    return _FastJSON(fh).document(), True
+                buf = fh.readall()  # a small file: one read, one C parse (bounded transient)
+            start = 3 if buf.startswith(b"\xef\xbb\xbf") else 0  # utf-8-sig
+            if buf[start:start + 1] != b"{":  # else the first line is not a comment
+                start = _after_comment(buf, start, True)
+            return _loads(memoryview(buf)[start:]), True
         except Exception:  # noqa: BLE001 - anything unusual: json.loads decides, with its errors
             pass
     return _json_text_document(path), False
@@ -694,6 +708,10 @@ def _json_style(path: str, d: dict, key: str) -> float:
         raise _fail(path, f"{key}: unknown unit {name!r}")
     return factor
 
+
+#: Unit factors of the *Style names seen (in _STYLES order).
+_UNITS: dict[tuple, dict[str, float]] = {}
+_ABSENT = object()
 
 #: The JSON keys of the checked quantities (error messages name the key of the file).
 _JSON_KEYS = {"positions": "Positions", "cell": "Lattice", "energy": "Energy", "forces": "Forces",
@@ -800,7 +818,13 @@ def _json_config(ref: ConfigRef, d: dict) -> Configuration:
             raise _fail(path, f"NumAtoms: expected a whole number, got {na!r}")
         if int(na) != n:
             raise _fail(path, f"NumAtoms: {int(na)} but AtomTypes lists {n} atoms")
-    unit = {key: _json_style(path, d, key) for key in _STYLES}  # every style, even if unused
+    names = tuple(d.get(key, _ABSENT) for key in _STYLES)
+    try:
+        unit = _UNITS[names]
+    except (KeyError, TypeError):  # every style, even if unused
+        unit = {key: _json_style(path, d, key) for key in _STYLES}
+        if len(_UNITS) < 256:
+            _UNITS[names] = unit
     stripped = {t: t.strip() for t in distinct}  # equal names stay one object
     symbols = tuple(map(stripped.__getitem__, types))
     e = d.get("Energy")

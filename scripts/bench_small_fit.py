@@ -12,14 +12,15 @@ JSON with the input file of FitSNAP's Ta_Linear example (twojmax 6, ZBL referenc
 SVD). ``--data DIR`` keeps it (made once) for later runs.
 
 Each run is a fresh ``python -m mpisnap fit INPUT -q --no-progress`` into a new folder (all outputs,
-the parity plot included), in three variants alternating: the current code, the baseline (the
-parity plot writer of git revision ``--baseline`` patched in), the current code drawing the plot
-in the fit's own process (``MPISNAP_PLOT_PROCESS=0``: no helper process importing matplotlib
-while the fit runs) and the current code without the parity plot (the plot's share of the fit). Reported: wall time and CPU time (user + system) of the
-process, median of ``--repeats`` after one untimed run each, the stage times from the run log,
-and the start-up floor beside it (``python -c "import mpisnap"``) and the largest imports of one
-fit (``python -X importtime``). The runs compile modules once into a private cache
-(PYTHONPYCACHEPREFIX; PYTHONDONTWRITEBYTECODE is dropped), as an installed package has them.
+the parity plot included), in four variants alternating: the current code; the current code
+drawing the plot in the fit's own process (``MPISNAP_PLOT_PROCESS=0``: no helper process importing
+matplotlib while the fit runs); the baseline (the parity plot writer of git revision
+``--baseline`` patched in); the current code without the parity plot (the plot's share). Reported:
+wall time and CPU time (user + system) of the process, median of ``--repeats`` after one untimed
+run each, the stage times from the run log, the start-up floor (``python -c "import mpisnap"``)
+and the largest imports of one fit (``python -X importtime``). The runs compile modules once
+into a private cache (PYTHONPYCACHEPREFIX; PYTHONDONTWRITEBYTECODE is dropped), as an installed
+package has them.
 
     python scripts/bench_small_fit.py [--data DIR] [--repeats 7] [--threads 2] [--baseline REV]
 """
@@ -50,7 +51,8 @@ import os
 os.environ["MPISNAP_PLOT_PROCESS"] = "0"
 """,
     "baseline": """
-import subprocess, types
+import os, subprocess, types
+os.environ["MPISNAP_PLOT_PROCESS"] = "0"
 from mpisnap.plugins import writers
 src = subprocess.run(["git", "-C", {repo!r}, "show", {rev!r} + ":plugins/writers.py"],
                      capture_output=True, text=True, check=True).stdout
@@ -59,6 +61,8 @@ exec(compile(src, "baseline writers.py", "exec"), old.__dict__)
 writers.write_parity = old.write_parity
 """,
     "no plot": """
+import os
+os.environ["MPISNAP_PLOT_PROCESS"] = "0"
 from mpisnap.plugins import writers
 writers.write_parity = lambda result, output_dir: []
 """,

@@ -359,3 +359,15 @@ def test_parse_is_exact_on_random_doubles(tmp_path, no_json_path):
         want = np.array(json.loads("[" + text + "]"), dtype=float).view(np.int64)
         np.testing.assert_array_equal(c.positions.view(np.int64), want)
         np.testing.assert_array_equal(c.forces.view(np.int64), want)
+
+
+def test_unit_cache_tells_absent_from_null(tmp_path):
+    """The unit factors are remembered per set of *Style values: an absent style (the default)
+    and an explicit null (an error) are different sets."""
+    ok = tmp_path / "ok.json"
+    ok.write_text(big_text(2))
+    assert load(ok).natoms == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text(big_text(2, extra=', "StressStyle": null'))
+    with pytest.raises(ValueError, match="StressStyle: expected a unit name, got None"):
+        load(bad)
