@@ -586,7 +586,7 @@ def _parse_smoothing(raw, ctx):
 
 @dataclass(frozen=True)
 class Learn:
-    """The record of a ``learn`` verb's ``[LEARN]`` section (test fixture)."""
+    """The record of a ``survey`` verb's ``[SURVEY]`` section (test fixture)."""
 
     rounds: int = 1
 
@@ -598,20 +598,20 @@ def _parse_learn(raw, ctx):
 
 
 def _sections_plugin():
-    """A plugin module bringing [SMOOTHING] (every verb) and [LEARN] (the learn verb only)."""
+    """A plugin module bringing [SMOOTHING] (every verb) and [SURVEY] (the survey verb only)."""
     mod = types.ModuleType("smoothing_plugin")
     mod.mpisnap_settings_sections = hookimpl(lambda: [
         SettingsSection("SMOOTHING", _parse_smoothing, ("width", "kernel", "steps"),
                         legacy=("old_width",), description="smoothing of the fit"),
-        SettingsSection("LEARN", _parse_learn, ("rounds",), verb="learn",
-                        description="active learning rounds"),
+        SettingsSection("SURVEY", _parse_learn, ("rounds",), verb="survey",
+                        description="survey rounds"),
     ])
     return mod
 
 
 @pytest.fixture
 def plugin_sections():
-    """The built-in sections plus [SMOOTHING] and [LEARN], as a registry gives them."""
+    """The built-in sections plus [SMOOTHING] and [SURVEY], as a registry gives them."""
     pm = get_plugin_manager(autoload=False, plugins=[_sections_plugin()])
     return build_registry(pm).all("settings_sections")
 
@@ -651,7 +651,11 @@ def test_plugin_section_typed_with_defaults(tmp_path, plugin_sections):
     p = write(tmp_path, MINIMAL + "[SMOOTHING]\nwidth = 0.25\nkernel = BOX\nsteps = 3 4\n")
     s = load_settings(p, sections=plugin_sections)
     assert s.section("SMOOTHING") == Smoothing(0.25, "box", (3, 4))
-    assert s.extra_sections == {"SMOOTHING": Smoothing(0.25, "box", (3, 4))}
+    assert s.extra_sections["SMOOTHING"] == Smoothing(0.25, "box", (3, 4))
+    # the other plugin sections (built-in ones of every verb, e.g. [UQ]) keep their defaults
+    plain = load_settings(base(), sections=plugin_sections).extra_sections
+    assert {k: v for k, v in s.extra_sections.items() if k != "SMOOTHING"} == \
+        {k: v for k, v in plain.items() if k != "SMOOTHING"}
     assert s.sections == ("BISPECTRUM", "SMOOTHING")
     # the same input as a dict; equality, hash and round trip through to_dict
     d = s.to_dict()
@@ -698,7 +702,7 @@ def test_unknown_section_names_the_known_sections(tmp_path, plugin_sections):
     known = msg.split("known sections (from the installed plugins): ", 1)[1].split(", ")
     builtin = [rec.name for rec in default_sections(False)]  # FitSNAP's, then verb sections
     assert builtin[:len(SECTION_ORDER)] == list(SECTION_ORDER)
-    assert known == builtin + ["SMOOTHING", "LEARN"]
+    assert known == builtin + ["SMOOTHING", "SURVEY"]
     # without the plugin, its section is unknown, and the list says what is installed
     p = write(tmp_path, MINIMAL + "[SMOOTHING]\nwidth = 1\n")
     msg = error(p, sections=default_sections(False))
@@ -707,22 +711,22 @@ def test_unknown_section_names_the_known_sections(tmp_path, plugin_sections):
 
 
 def test_verb_section_is_kept_unparsed_by_other_verbs(tmp_path, plugin_sections):
-    p = write(tmp_path, MINIMAL + "[LEARN]\nrounds = zero\n")  # invalid for learn
+    p = write(tmp_path, MINIMAL + "[SURVEY]\nrounds = zero\n")  # invalid for survey
     s = load_settings(p, sections=plugin_sections)  # verb="fit": accepted, not parsed
-    assert s.unparsed_sections == {"LEARN": {"rounds": "zero"}}
-    assert "LEARN" not in s.extra_sections and s.notices == ()
+    assert s.unparsed_sections == {"SURVEY": {"rounds": "zero"}}
+    assert "SURVEY" not in s.extra_sections and s.notices == ()
     with pytest.raises(KeyError, match="another verb"):
-        s.section("LEARN")
-    assert s.to_dict()["LEARN"] == {"rounds": "zero"}
-    msg = error(p, sections=plugin_sections, verb="learn")
-    assert msg == "fit.in: [LEARN] rounds: expected an integer, got 'zero'"
-    s = load_settings(p, ["LEARN.rounds=3"], sections=plugin_sections, verb="learn")
-    assert s.section("LEARN") == Learn(3) and s.verb == "learn" and s.unparsed_sections == {}
-    # absent: the learn verb gets the defaults; fit knows nothing of it
-    assert load_settings(base(), sections=plugin_sections, verb="learn").section("LEARN") == Learn()
+        s.section("SURVEY")
+    assert s.to_dict()["SURVEY"] == {"rounds": "zero"}
+    msg = error(p, sections=plugin_sections, verb="survey")
+    assert msg == "fit.in: [SURVEY] rounds: expected an integer, got 'zero'"
+    s = load_settings(p, ["SURVEY.rounds=3"], sections=plugin_sections, verb="survey")
+    assert s.section("SURVEY") == Learn(3) and s.verb == "survey" and s.unparsed_sections == {}
+    # absent: the survey verb gets the defaults; fit knows nothing of it
+    assert load_settings(base(), sections=plugin_sections, verb="survey").section("SURVEY") == Learn()
     assert load_settings(base(), sections=plugin_sections).unparsed_sections == {}
     # and its keys are not checked by the other verbs either
-    assert load_settings(base(LEARN={"anything": 1}), sections=plugin_sections).notices == ()
+    assert load_settings(base(SURVEY={"anything": 1}), sections=plugin_sections).notices == ()
 
 
 def test_bad_section_lists_are_plugin_errors(plugin_sections):
