@@ -312,8 +312,11 @@ struct Workspace {
   int64_t ld = 0, Dbase = 0;
   vec<double> P;                 // [u][RVL]: dot products of one row chunk
   vec<double> G;                 // [ncoeff][RVL]: columns of one row chunk
-  vec<double> gbuf;              // one atom's rows [3n+a][ncoeff] when not kept in Shared::g
-  vec<double> gsum;              // [3][ncoeff]
+  vec<double> gbuf;              // one atom's rows [3n+a][ncoeff] (quadraticflag, not kept)
+  vec<double> gsum;              // [3][ncp]: Σ_n ∂B_i/∂r_in (ncp = ncoeff rounded up to L)
+  vec<double> wvir;              // [6][ncp]: the atom's virial rows
+  vec<double> gself;             // [images of i itself][3][ncp]
+  vec<int> selfslot;             // per image of the atom: its gself slot, or -1
   vec<int> hq;                   // compact index -> full index of the U rows mb <= j/2
   int shape[4] = {-1, -1, -1, -1};  // (ufull, nelem, zsize, ncoeff) it was sized for
   // Sizes the workspace for `t` unless it already is (its content is scratch: every element is
@@ -349,8 +352,10 @@ struct Workspace {
     zpa.assign(size_t(L) * zpad, 0.0);
     blin.assign(L * t.ncoeff, 0.0);
     P.assign(size_t(t.zu_blk.back() + 1) * RVL, 0.0);
-    G.assign(size_t(t.ncoeff) * RVL, 0.0);
-    gsum.assign(3 * size_t(t.ncoeff), 0.0);
+    const size_t ncp = (t.ncoeff + L - 1) / L * L;
+    G.assign(ncp * RVL, 0.0);
+    gsum.assign(3 * ncp, 0.0);
+    wvir.assign(6 * ncp, 0.0);
   }
 };
 
@@ -743,25 +748,109 @@ constexpr std::array<std::array<TileFn, UB>, sizeof...(V)> tile_table(
 // kTile[nv - 1][nu - 1]
 constexpr auto kTile = tile_table(std::make_integer_sequence<int, RV>());
 
-// dB/dr_in of centre atom i (group slot `slot`, first image at stream position s0) into rows
-// [3n+a][ncoeff] at `gout`; then its virial rows and (direct) its force-row contributions.
+// Rows [lo, hi) (stream row numbers) of a chunk's columns G, transposed L columns at a time: each
+// row (image n, direction a) goes to the kept rows (Shared::g), the own-term sums, the virial and,
+// with direct force rows, the rows of the atom n is an image of (images of i itself are deferred
+// until after the own term). Not for quadraticflag (its force terms need whole rows).
+struct RowSink {
+  const Tables* t;
+  const Shared* sh;
+  Workspace* ws;
+  int i, ti, nc, ncp;
+  int64_t b, s0;       // first pair of atom i; stream position of its first image
+  double* kept;        // Shared::g rows of atom i, or null
+  double* gsum;        // [3][ncp]
+  double* wv;          // [6][ncp]
+};
+
+__attribute__((noinline)) void sink_rows(const RowSink& k, const double* G, int64_t gr, int nv,
+                                         int64_t g0, int64_t g1) {
+  const Shared& sh = *k.sh;
+  const RowsView F = sh.F;
+  const int nc = k.nc, ncp = k.ncp;
+  for (int col = 0; col < nc; col += L) {
+    const int w = std::min(L, nc - col);
+    v8 S[3], W[6];
+    for (int a = 0; a < 3; ++a) S[a] = ld8(k.gsum + a * ncp + col);
+    for (int v = 0; v < 6; ++v) W[v] = ld8(k.wv + v * ncp + col);
+    for (int v = 0; v < nv; ++v) {
+      const int64_t lo = std::max(gr + v * L, g0), hi = std::min(gr + (v + 1) * L, g1);
+      if (lo >= hi) continue;
+      alignas(64) double tmp[L][L];
+      transpose8(G + size_t(col) * RVL + v * L, RVL, &tmp[0][0], L);
+      for (int64_t row = lo; row < hi; ++row) {
+        const int64_t rl = row - 3 * k.s0, n = rl / 3;
+        const int a = static_cast<int>(rl - 3 * n);
+        const v8 x = ld8(tmp[row - gr - v * L]);
+        S[a] += x;
+        const double* rin = &sh.nl->rij[3 * (k.b + n)];
+        switch (a) {  // W_v −= r_{vp[v]} g_{vq[v]}, Voigt xx yy zz yz xz xy
+          case 0:
+            W[0] -= splat(rin[0]) * x;
+            break;
+          case 1:
+            W[1] -= splat(rin[1]) * x;
+            W[5] -= splat(rin[0]) * x;
+            break;
+          default:
+            W[2] -= splat(rin[2]) * x;
+            W[3] -= splat(rin[1]) * x;
+            W[4] -= splat(rin[0]) * x;
+        }
+        if (k.kept) std::memcpy(k.kept + rl * nc + col, tmp[row - gr - v * L], sizeof(double) * w);
+        if (!sh.direct) continue;
+        const int m = sh.nl->owner[k.b + n];
+        if (m == k.i) {
+          st8(&k.ws->gself[(size_t(k.ws->selfslot[n]) * 3 + a) * ncp + col], x);
+          continue;
+        }
+        double* Fr = F.data + (3 * int64_t(m) + a) * F.row_stride + k.ti * F.type_stride + col;
+        if (w == L) {
+          st8(Fr, ld8(Fr) - x);
+        } else {
+          for (int q = 0; q < w; ++q) Fr[q] -= tmp[row - gr - v * L][q];
+        }
+      }
+    }
+    for (int a = 0; a < 3; ++a) st8(k.gsum + a * ncp + col, S[a]);
+    for (int v = 0; v < 6; ++v) st8(k.wv + v * ncp + col, W[v]);
+  }
+}
+
+// dB/dr_in of centre atom i (group slot `slot`, first image at stream position s0): the rows
+// [3n+a][ncoeff] go to Shared::g when kept, and into the atom's virial rows and (direct) its
+// force-row contributions.
 __attribute__((noinline)) void compute_db(const Tables& t, Workspace& ws, const Shared& sh, int i,
                                           int slot, int64_t s0) {
   const Params& p = t.params;
   const Config& c = *sh.c;
-  const int ne = t.nelem, nc = t.ncoeff;
+  const int ne = t.nelem, nc = t.ncoeff, ncp = (nc + L - 1) / L * L;
   const int64_t b = sh.start[i - sh.i0], nn = sh.start[i + 1 - sh.i0] - b;
   const int64_t ld = ws.ld;
-  double* gout;
-  if (sh.keep_g) {
-    gout = sh.g + size_t(b - sh.p0) * 3 * nc;
-  } else {
-    if (ws.gbuf.size() < size_t(3) * nn * nc) ws.gbuf.resize(size_t(3) * nn * nc);
-    gout = ws.gbuf.data();
-  }
+  const int ti = c.types[i];
+  const bool quad = p.quadraticflag;
   const double* zp = &ws.zpa[size_t(slot) * ws.zpad];  // this atom's packed Z
   double* P = ws.P.data();
   double* G = ws.G.data();
+  // With quadraticflag the rows are transposed into `gout` and used after the loop.
+  double* gout = nullptr;
+  if (sh.keep_g) {
+    gout = sh.g + size_t(b - sh.p0) * 3 * nc;
+  } else if (quad) {
+    if (ws.gbuf.size() < size_t(3) * nn * nc) ws.gbuf.resize(size_t(3) * nn * nc);
+    gout = ws.gbuf.data();
+  }
+  double* gsum = ws.gsum.data();
+  std::fill(gsum, gsum + 3 * ncp, 0.0);
+  std::fill(ws.wvir.begin(), ws.wvir.end(), 0.0);
+  int nself = 0;  // images of i itself: their force terms wait for the own term
+  if (sh.direct && !quad) {
+    if (ws.selfslot.size() < size_t(nn)) ws.selfslot.resize(nn);
+    for (int64_t n = 0; n < nn; ++n) ws.selfslot[n] = sh.nl->owner[b + n] == i ? nself++ : -1;
+    if (ws.gself.size() < size_t(nself) * 3 * ncp) ws.gself.resize(size_t(nself) * 3 * ncp);
+  }
+  const RowSink sink{&t, &sh, &ws, i, ti, nc, ncp, b, s0, sh.keep_g ? gout : nullptr, gsum,
+                     ws.wvir.data()};
 
   int64_t nb = 0;
   for (int nu = 0; nu < ne; ++nu) {
@@ -805,6 +894,10 @@ __attribute__((noinline)) void compute_db(const Tables& t, Workspace& ws, const 
           st8(gc + v * L, x);
         }
       }
+      if (!quad) {
+        sink_rows(sink, G, gr, nv, g0, g1);
+        continue;
+      }
       // Transpose into rows.
       for (int v = 0; v < nv; ++v) {
         const int64_t lo = std::max(gr + v * L, g0), hi = std::min(gr + (v + 1) * L, g1);
@@ -827,8 +920,29 @@ __attribute__((noinline)) void compute_db(const Tables& t, Workspace& ws, const 
     }
   }
 
-  // The atom's virial contribution.
   double* wat = sh.wat + size_t(i - sh.i0) * 6 * nc;
+  const RowsView F = sh.F;
+  if (!quad) {
+    for (int v = 0; v < 6; ++v) std::memcpy(wat + v * nc, &ws.wvir[v * ncp], sizeof(double) * nc);
+    if (!sh.direct) return;
+    // Force rows: the own term +Σ_n ∂B_i/∂r_in into row block type(i) of atom i, then −∂B_i/∂r_in
+    // for the images of i itself, in pair order (the threaded scatter of step_impl's order).
+    for (int a = 0; a < 3; ++a) {
+      double* Fr = F.data + (3 * int64_t(i) + a) * F.row_stride + ti * F.type_stride;
+      for (int k = 0; k < nc; ++k) Fr[k] += gsum[a * ncp + k];
+    }
+    for (int64_t n = 0; n < nn; ++n) {
+      if (sh.nl->owner[b + n] != i) continue;
+      for (int a = 0; a < 3; ++a) {
+        double* Fr = F.data + (3 * int64_t(i) + a) * F.row_stride + ti * F.type_stride;
+        const double* gq = &ws.gself[(size_t(ws.selfslot[n]) * 3 + a) * ncp];
+        for (int k = 0; k < nc; ++k) Fr[k] -= gq[k];
+      }
+    }
+    return;
+  }
+
+  // quadraticflag: the atom's virial contribution and force rows from the stored rows.
   std::fill(wat, wat + 6 * nc, 0.0);
   static const int vp[6] = {0, 1, 2, 1, 0, 0}, vq[6] = {0, 1, 2, 2, 2, 1};
   for (int64_t n = 0; n < nn; ++n) {
@@ -843,14 +957,7 @@ __attribute__((noinline)) void compute_db(const Tables& t, Workspace& ws, const 
     }
   }
   if (!sh.direct) return;
-  // Force rows, in the order the threaded scatter of step_impl uses: the own term
-  // +Σ_n ∂B_i/∂r_in into row block type(i) of atom i, then −∂B_i/∂r_in for each image n, into the
-  // rows of the atom n is an image of (images of i itself after the own term).
-  const int ti = c.types[i], nv = t.nvalues;
-  const bool quad = p.quadraticflag;
   const double* bi = sh.blin + size_t(i - sh.i0) * nc;
-  const RowsView F = sh.F;
-  double* gsum = ws.gsum.data();
   std::fill(gsum, gsum + 3 * nc, 0.0);
   for (int64_t n = 0; n < nn; ++n) {
     const double* gp = gout + size_t(n) * 3 * nc;
@@ -863,13 +970,13 @@ __attribute__((noinline)) void compute_db(const Tables& t, Workspace& ws, const 
       const double* gq = gp + a * nc;
 #pragma omp simd
       for (int k = 0; k < nc; ++k) Fr[k] -= gq[k];
-      if (quad) quad_axpy(nc, -1.0, bi, gq, Fr + nc);
+      quad_axpy(nc, -1.0, bi, gq, Fr + nc);
     }
   }
   for (int a = 0; a < 3; ++a) {
     double* Fr = F.data + (3 * int64_t(i) + a) * F.row_stride + ti * F.type_stride;
     for (int k = 0; k < nc; ++k) Fr[k] += gsum[a * nc + k];
-    if (quad) quad_axpy(nc, 1.0, bi, &gsum[a * nc], Fr + nc);
+    quad_axpy(nc, 1.0, bi, &gsum[a * nc], Fr + nc);
   }
   for (int64_t n = 0; n < nn; ++n) {
     if (sh.nl->owner[b + n] != i) continue;
@@ -879,10 +986,9 @@ __attribute__((noinline)) void compute_db(const Tables& t, Workspace& ws, const 
       const double* gq = gp + a * nc;
 #pragma omp simd
       for (int k = 0; k < nc; ++k) Fr[k] -= gq[k];
-      if (quad) quad_axpy(nc, -1.0, bi, gq, Fr + nc);
+      quad_axpy(nc, -1.0, bi, gq, Fr + nc);
     }
   }
-  (void)nv;
 }
 
 }  // namespace
