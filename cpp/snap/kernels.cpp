@@ -315,6 +315,7 @@ struct Workspace {
   vec<double> gbuf;              // one atom's rows [3n+a][ncoeff] (quadraticflag, not kept)
   vec<double> gsum;              // [3][ncp]: Σ_n ∂B_i/∂r_in (ncp = ncoeff rounded up to L)
   vec<double> wvir;              // [6][ncp]: the atom's virial rows
+  vec<double> T;                 // [RVL][ncp]: one chunk's rows
   vec<double> gself;             // [images of i itself][3][ncp]
   vec<int> selfslot;             // per image of the atom: its gself slot, or -1
   vec<int> hq;                   // compact index -> full index of the U rows mb <= j/2
@@ -356,6 +357,7 @@ struct Workspace {
     G.assign(ncp * RVL, 0.0);
     gsum.assign(3 * ncp, 0.0);
     wvir.assign(6 * ncp, 0.0);
+    T.assign(RVL * ncp, 0.0);
   }
 };
 
@@ -766,54 +768,53 @@ struct RowSink {
 __attribute__((noinline)) void sink_rows(const RowSink& k, const double* G, int64_t gr, int nv,
                                          int64_t g0, int64_t g1) {
   const Shared& sh = *k.sh;
-  const RowsView F = sh.F;
   const int nc = k.nc, ncp = k.ncp;
+  const int64_t lo = std::max(gr, g0), hi = std::min(gr + nv * L, g1);  // rows of this atom
+  double* T = k.ws->T.data();  // [RVL][ncp]: the chunk's rows
   for (int col = 0; col < nc; col += L) {
-    const int w = std::min(L, nc - col);
     v8 S[3], W[6];
     for (int a = 0; a < 3; ++a) S[a] = ld8(k.gsum + a * ncp + col);
     for (int v = 0; v < 6; ++v) W[v] = ld8(k.wv + v * ncp + col);
-    for (int v = 0; v < nv; ++v) {
-      const int64_t lo = std::max(gr + v * L, g0), hi = std::min(gr + (v + 1) * L, g1);
-      if (lo >= hi) continue;
-      alignas(64) double tmp[L][L];
-      transpose8(G + size_t(col) * RVL + v * L, RVL, &tmp[0][0], L);
-      for (int64_t row = lo; row < hi; ++row) {
-        const int64_t rl = row - 3 * k.s0, n = rl / 3;
-        const int a = static_cast<int>(rl - 3 * n);
-        const v8 x = ld8(tmp[row - gr - v * L]);
-        S[a] += x;
-        const double* rin = &sh.nl->rij[3 * (k.b + n)];
-        switch (a) {  // W_v −= r_{vp[v]} g_{vq[v]}, Voigt xx yy zz yz xz xy
-          case 0:
-            W[0] -= splat(rin[0]) * x;
-            break;
-          case 1:
-            W[1] -= splat(rin[1]) * x;
-            W[5] -= splat(rin[0]) * x;
-            break;
-          default:
-            W[2] -= splat(rin[2]) * x;
-            W[3] -= splat(rin[1]) * x;
-            W[4] -= splat(rin[0]) * x;
-        }
-        if (k.kept) std::memcpy(k.kept + rl * nc + col, tmp[row - gr - v * L], sizeof(double) * w);
-        if (!sh.direct) continue;
-        const int m = sh.nl->owner[k.b + n];
-        if (m == k.i) {
-          st8(&k.ws->gself[(size_t(k.ws->selfslot[n]) * 3 + a) * ncp + col], x);
-          continue;
-        }
-        double* Fr = F.data + (3 * int64_t(m) + a) * F.row_stride + k.ti * F.type_stride + col;
-        if (w == L) {
-          st8(Fr, ld8(Fr) - x);
-        } else {
-          for (int q = 0; q < w; ++q) Fr[q] -= tmp[row - gr - v * L][q];
-        }
+    for (int v = 0; v < nv; ++v)
+      transpose8(G + size_t(col) * RVL + v * L, RVL, T + size_t(v) * L * ncp + col, ncp);
+    for (int64_t row = lo; row < hi; ++row) {
+      const int64_t rl = row - 3 * k.s0, n = rl / 3;
+      const int a = static_cast<int>(rl - 3 * n);
+      const v8 x = ld8(T + (row - gr) * ncp + col);
+      S[a] += x;
+      const double* rin = &sh.nl->rij[3 * (k.b + n)];
+      switch (a) {  // W_v −= r_{vp[v]} g_{vq[v]}, Voigt xx yy zz yz xz xy
+        case 0:
+          W[0] -= splat(rin[0]) * x;
+          break;
+        case 1:
+          W[1] -= splat(rin[1]) * x;
+          W[5] -= splat(rin[0]) * x;
+          break;
+        default:
+          W[2] -= splat(rin[2]) * x;
+          W[3] -= splat(rin[1]) * x;
+          W[4] -= splat(rin[0]) * x;
       }
     }
     for (int a = 0; a < 3; ++a) st8(k.gsum + a * ncp + col, S[a]);
     for (int v = 0; v < 6; ++v) st8(k.wv + v * ncp + col, W[v]);
+  }
+  const RowsView F = sh.F;
+  for (int64_t row = lo; row < hi; ++row) {
+    const int64_t rl = row - 3 * k.s0, n = rl / 3;
+    const int a = static_cast<int>(rl - 3 * n);
+    const double* x = T + (row - gr) * ncp;
+    if (k.kept) std::memcpy(k.kept + rl * nc, x, sizeof(double) * nc);
+    if (!sh.direct) continue;
+    const int m = sh.nl->owner[k.b + n];
+    if (m == k.i) {
+      std::memcpy(&k.ws->gself[(size_t(k.ws->selfslot[n]) * 3 + a) * ncp], x, sizeof(double) * nc);
+      continue;
+    }
+    double* Fr = F.data + (3 * int64_t(m) + a) * F.row_stride + k.ti * F.type_stride;
+#pragma omp simd
+    for (int q = 0; q < nc; ++q) Fr[q] -= x[q];
   }
 }
 
