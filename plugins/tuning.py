@@ -15,6 +15,8 @@ optional (our extension of FitSNAP's format; defaults in parentheses)::
                                #   auto: 1 when the solver has one
     objective = energy force   # (the fitted kinds with a weight > 0) the row kinds whose
                                #   CV-RMSE ratios are summed; only their weights are tuned
+    balance = pooled           # (pooled) a kind's ratio: of its CV RMSE over all its rows;
+                               #   groups: the geometric mean of its groups' ratios
     max_energy_rmse = 5        # (none) meV/atom: a CV energy RMSE above it is penalised
     optimizer = differential_evolution   # (differential_evolution) or random (search)
     range = 3                  # (3) decades either side of each input weight
@@ -28,7 +30,10 @@ optional (our extension of FitSNAP's format; defaults in parentheses)::
 
 The objective is ``Σ_kind CV-RMSE_kind(w) / CV-RMSE_kind(input weights)`` over the ``objective``
 kinds (unweighted RMSE in the metrics' units: eV/atom, eV/Å, bar), plus a penalty
-``100 · (E/max_energy_rmse − 1)`` when the CV energy RMSE E exceeds ``max_energy_rmse``.
+``100 · (E/max_energy_rmse − 1)`` when the CV energy RMSE E exceeds ``max_energy_rmse``. A pooled
+RMSE is dominated by the groups with the largest errors; ``balance = groups`` replaces each
+kind's ratio by the geometric mean over its groups of ``CV-RMSE_g(w) / CV-RMSE_g(input)``, so
+that a few outlying configurations cannot buy their improvement with every other group's error.
 """
 from __future__ import annotations
 
@@ -38,8 +43,10 @@ from mpisnap.hookspecs import hookimpl
 from mpisnap.records import SettingsSection
 from mpisnap.settings import p_float, p_floats, p_int, p_word, p_words
 
-KEYS = ("folds", "trials", "seed", "weights", "regularisation", "objective", "max_energy_rmse",
-        "optimizer", "range", "alpha_range", "population", "memory", "best")
+KEYS = ("folds", "trials", "seed", "weights", "regularisation", "objective", "balance",
+        "max_energy_rmse", "optimizer", "range", "alpha_range", "population", "memory", "best")
+#: ``balance`` values.
+BALANCES = ("pooled", "groups")
 #: ``weights`` values.
 WEIGHTS = ("groups", "kinds", "none")
 #: ``optimizer`` values.
@@ -67,6 +74,7 @@ class TuneSettings:
     population: int = 0
     memory: float = 2048.0
     best: int = 10
+    balance: str = "pooled"
 
 
 def _choice(r, key, choices, default):
@@ -110,8 +118,9 @@ def parse_tune(raw, r) -> TuneSettings:
     r.require("memory", memory > 0, f"must be > 0 (MiB), got {memory}")
     best = r.get("best", p_int, 10)
     r.require("best", best >= 1, f"must be >= 1, got {best}")
+    balance = _choice(r, "balance", BALANCES, "pooled")
     return TuneSettings(folds, trials, seed, weights, regularisation, objective, emax, optimizer,
-                        decades, (float(ar[0]), float(ar[1])), population, memory, best)
+                        decades, (float(ar[0]), float(ar[1])), population, memory, best, balance)
 
 
 SECTION = SettingsSection(

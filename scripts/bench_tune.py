@@ -4,12 +4,15 @@ ranks), time per trial against the size of the training set (the example replica
 and the end-to-end tune of the InP data (CV objective and test-split errors, input weights against
 tuned weights).
 
-    python scripts/bench_tune.py [--parts trials replicas inp] [--trials 40] [--inp-trials 300]
+    python scripts/bench_tune.py [--parts trials replicas inp] [--trials 40] [--inp-trials 150]
+                                 [--balance pooled groups]
 
 The blocks of each data set are built once (``mpisnap.tuning.driver.cross_validator``: rows and
 compression, timed separately) and saved; each trial rate then comes from ``mpiexec -n N python
 scripts/bench_tune.py --worker ...``, which loads them (``cross_validator(..., blocks=...)``) and
-times a search of a fixed number of trials, one BLAS/OpenMP thread per rank.
+times a fixed number of trials at random points (a factor per group and kind within a decade of
+the input's; and one factor per kind), spread over the ranks as the search spreads them (one
+BLAS/OpenMP thread per rank).
 The data sets: the Cu example (31 columns, 6 groups), the InP data without ChemSNAP at twojmax 8
 (112 columns, 19 groups) and the InP data as published (ChemSNAP, 482 columns, 19 groups); InP is
 given a seeded 80/20 train/test split in every group and the objective energy + force (its stress
@@ -76,25 +79,40 @@ def build(inp: Path, overrides: list[str], path: Path) -> dict:
 
 
 def worker(args) -> None:
-    """One rate measurement (run under mpiexec): load the blocks, time the search."""
+    """One rate measurement (run under mpiexec): load the blocks, then time trials at points
+    with a factor per group and kind (the second stage of the search) and at points with one
+    factor per kind (the first stage), spread over the ranks as the search spreads them."""
     import pickle
+
+    import numpy as np
 
     from mpisnap.comm import world
     from mpisnap.tuning.driver import cross_validator
-    from mpisnap.tuning.search import search
+    from mpisnap.tuning.search import rank_map
 
     comm = world()
     with open(args.blocks, "rb") as fh:
         blocks = pickle.load(fh)
     cv = cross_validator(args.worker, overrides=json.loads(args.overrides), comm=comm,
                          autoload=False, threads=1, blocks=blocks)
-    comm.Barrier()
-    t0 = time.perf_counter()
-    trials = search(comm, cv.space, cv.trial, trials=args.trials, seed=0)
-    t_search = time.perf_counter() - t0
+    rng = np.random.default_rng(0)
+    sp = cv.space
+    per_group = [np.clip(sp.x0 + rng.uniform(-1, 1, sp.size), sp.lower, sp.upper)
+                 for _ in range(args.trials)]
+    coarse = cv.coarse_stage()
+    per_kind = [coarse[1](coarse[0].x0 + rng.uniform(-1, 1, coarse[0].size))
+                for _ in range(args.trials)] if coarse else []
+    out = {}
+    for name, points in (("per_trial_s", per_group), ("per_trial_kind_s", per_kind)):
+        if not points:
+            continue
+        run = rank_map(comm, cv.trial, [])
+        comm.Barrier()
+        t0 = time.perf_counter()
+        run(None, points)
+        out[name] = (time.perf_counter() - t0) / len(points)
     if comm.rank == 0:
-        print(json.dumps({"search_s": t_search, "trials": len(trials),
-                          "per_trial_s": t_search / len(trials)}))
+        print(json.dumps(dict(out, trials=args.trials)))
 
 
 def measure(nranks: int, inp: Path, overrides: list[str], blocks: Path, trials: int) -> dict:
@@ -112,12 +130,13 @@ def load() -> str:
 
 
 def part_trials(trials: int, tmp: Path) -> None:
-    print(f"\nTrials per second (load average {load()})\n")
+    print(f"\nSeconds per trial (load average {load()}); in brackets: trials at one factor per "
+          f"kind (the first stage of the search)\n")
     print("| data | columns | tuned values | blocks (MiB) | ranks | trials | s per trial | "
           "trials/s | speed-up |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     cases = [("Cu example", EXAMPLE, [], trials * 4),
              ("InP, SNAP 2J=8", INP, inp_overrides(chem=False), trials),
-             ("InP, ChemSNAP 2J=6", INP, inp_overrides(chem=True), max(10, trials // 2))]
+             ("InP, ChemSNAP 2J=6", INP, inp_overrides(chem=True), max(8, trials // 4))]
     for k, (name, inp, ov, t) in enumerate(cases):
         path = tmp / f"blocks{k}.pkl"
         b = build(inp, ov, path)
@@ -125,9 +144,10 @@ def part_trials(trials: int, tmp: Path) -> None:
         for n in (1, 2):
             r = measure(n, inp, ov, path, t)
             one = one or r["per_trial_s"]
+            kind = f" ({r['per_trial_kind_s']:.3g})" if "per_trial_kind_s" in r else ""
             print(f"| {name} | {b['ncols']} | {b['tuned']} | {b['blocks']} ({b['mib']:.0f}) | "
-                  f"{n} | {r['trials']} | {r['per_trial_s']:.3g} | {1 / r['per_trial_s']:.3g} | "
-                  f"{one / r['per_trial_s']:.2f}x |", flush=True)
+                  f"{n} | {r['trials']} | {r['per_trial_s']:.3g}{kind} | "
+                  f"{1 / r['per_trial_s']:.3g} | {one / r['per_trial_s']:.2f}x |", flush=True)
 
 
 def part_replicas(trials: int, tmp: Path) -> None:
@@ -143,13 +163,14 @@ def part_replicas(trials: int, tmp: Path) -> None:
               flush=True)
 
 
-def part_inp(trials: int, out: Path) -> None:
+def part_inp(trials: int, out: Path, balance: str) -> None:
     import mpisnap
 
-    print(f"\nEnd-to-end tune of the InP data ({trials} trials, load average {load()})\n")
+    print(f"\nEnd-to-end tune of the InP data ({trials} trials, balance = {balance}, load "
+          f"average {load()})\n")
     t0 = time.perf_counter()
     r = mpisnap.tune(str(INP), overrides=inp_overrides(), output_dir=out, trials=trials,
-                     threads=1, autoload=False)
+                     threads=1, autoload=False, balance=balance)
     wall = time.perf_counter() - t0
     print("| stage | s |\n|---|---:|")
     for k, v in r.timings.items():
@@ -175,8 +196,11 @@ def main() -> None:
     ap.add_argument("--parts", nargs="+", default=["trials", "replicas", "inp"],
                     choices=["trials", "replicas", "inp"])
     ap.add_argument("--trials", type=int, default=40, help="trials timed per rate measurement")
-    ap.add_argument("--inp-trials", type=int, default=300, help="trials of the InP tune")
-    ap.add_argument("--out", default=None, help="output folder of the InP tune")
+    ap.add_argument("--inp-trials", type=int, default=150, help="trials of the InP tune")
+    ap.add_argument("--out", default=None, help="output folder of the InP tunes (one "
+                    "subfolder per balance)")
+    ap.add_argument("--balance", nargs="+", default=["pooled", "groups"],
+                    choices=["pooled", "groups"], help="[TUNE] balance of the InP tunes")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--overrides", default="[]", help=argparse.SUPPRESS)
     ap.add_argument("--blocks", help=argparse.SUPPRESS)
@@ -190,9 +214,11 @@ def main() -> None:
         if "replicas" in args.parts:
             part_replicas(args.trials, Path(tmp))
     if "inp" in args.parts:
-        out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="mpisnap-tune-inp-"))
-        part_inp(args.inp_trials, out)
-        print(f"\n(outputs in {out})")
+        for balance in args.balance:
+            out = (Path(args.out) / balance if args.out
+                   else Path(tempfile.mkdtemp(prefix=f"mpisnap-tune-inp-{balance}-")))
+            part_inp(args.inp_trials, out, balance)
+            print(f"\n(outputs in {out})")
 
 
 if __name__ == "__main__":

@@ -121,11 +121,25 @@ def test_cv_errors_from_blocks_equal_raw_refits(case, tmp_path):
             close(errs.group_rmse, group)
 
 
-def test_streaming_blocks_equal_in_memory_blocks():
-    a = cross_validator(str(EXAMPLE), autoload=False, folds=3)
+def test_streaming_blocks_equal_in_memory_blocks_and_balanced_objective():
+    a = cross_validator(str(EXAMPLE), autoload=False, folds=3, balance="groups")
     b = cross_validator(str(EXAMPLE), overrides=["MEMORY.stream=1"], autoload=False, folds=3)
     x = np.linspace(-0.5, 0.5, a.space.size)
-    close(a.errors(x).group_rmse, b.errors(x).group_rmse)
+    e = a.errors(x)
+    close(e.group_rmse, b.errors(x).group_rmse)
+    # balance = groups: per kind, the geometric mean of the groups' CV RMSE ratios, leaving out
+    # groups whose input error is round-off (Strain forces: zero by symmetry)
+    base = a.errors(a.space.x0)
+    want = 0.0
+    for k in KINDS:
+        keys = [key for key in e.group_rmse if key[1] == k
+                and base.group_rmse[key] > 1e-6 * base.rmse[k]]
+        if k == "force":
+            assert ("Strain", "force") not in keys and ("Shear", "force") in keys
+        want += math.exp(np.mean([math.log(e.group_rmse[key] / base.group_rmse[key])
+                                  for key in keys]))
+    assert a.score(e) == pytest.approx(want, rel=1e-12)
+    assert a.score(base) == pytest.approx(3.0) and b.score(e) != pytest.approx(want)
 
 
 @pytest.fixture(scope="module")

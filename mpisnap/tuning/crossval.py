@@ -53,13 +53,14 @@ class CVErrors:
     """Cross-validated errors of one trial, unweighted, in the metrics' units (energy eV/atom,
     force eV/Å, stress bar). ``rmse``: kind → CV RMSE over the cells the input fits (weight > 0);
     ``count``: kind → rows in it; ``group_rmse``: (group, kind) → CV RMSE of every cell with
-    rows; ``baseline``: kind → CV RMSE at the input's weights (what the default objective divides
-    by; None while the baseline itself is being computed)."""
+    rows; ``baseline`` and ``baseline_group``: the same two at the input's weights (what the
+    built-in objectives divide by; None while the baseline itself is being computed)."""
 
     rmse: Mapping[str, float]
     count: Mapping[str, int]
     group_rmse: Mapping[tuple, float]
     baseline: Mapping[str, float] | None = None
+    baseline_group: Mapping[tuple, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,10 @@ class CrossValidator:
     ``alpha_section``: the solver section whose alpha is tuned (None: not tuned);
     ``objective_kinds``: the kinds of the default objective; ``objective``: a callable
     ``CVErrors → float`` replacing it; ``max_energy_rmse``: eV/atom (None: no constraint);
-    ``decades`` and ``alpha_range``: the bounds of :attr:`space`."""
+    ``decades`` and ``alpha_range``: the bounds of :attr:`space`; ``balance``: ``pooled``
+    (each kind's CV RMSE over all its rows) or ``groups`` (each kind's geometric mean over the
+    groups of their CV RMSE ratios, see :meth:`score`); ``baseline`` and ``baseline_group``:
+    the input's CV errors (set by the caller from :meth:`errors` at ``space.x0``)."""
 
     blocks: CVBlocks
     solver: object
@@ -179,6 +183,8 @@ class CrossValidator:
     decades: float = 3.0
     alpha_range: tuple = (1e-14, 1e-2)
     baseline: Mapping[str, float] | None = None
+    balance: str = "pooled"
+    baseline_group: Mapping[tuple, float] | None = None
     space: Space = field(init=False)
 
     def __post_init__(self):
@@ -408,10 +414,15 @@ class CrossValidator:
             if n:
                 rmse[KINDS[k]] = math.sqrt(sum(ss[g, k] for g in sel) / n)
                 count[KINDS[k]] = n
-        return CVErrors(rmse, count, group_rmse, self.baseline)
+        return CVErrors(rmse, count, group_rmse, self.baseline, self.baseline_group)
 
     def score(self, errors: CVErrors) -> float:
-        """The objective of ``errors``: the callable's, or Σ_kind RMSE/RMSE(input) (+ penalty)."""
+        """The objective of ``errors``: the callable's; else, over the objective's kinds,
+        ``pooled``: Σ_kind RMSE_kind / RMSE_kind(input); ``groups``: Σ_kind of the geometric
+        mean over the kind's groups (input weight > 0, input CV RMSE above 1e-6 of the kind's:
+        a group whose error is round-off, e.g. zero forces by symmetry, says nothing) of
+        RMSE_g,kind / RMSE_g,kind(input), so that no group can be sacrificed for another's
+        outliers. Plus the ``max_energy_rmse`` penalty."""
         if self.objective is not None:
             v = float(self.objective(errors))
             if not math.isfinite(v):
@@ -420,7 +431,16 @@ class CrossValidator:
         base = self.baseline or errors.rmse
         total = 0.0
         for k in self.objective_kinds:
-            if k in errors.rmse:
+            if k not in errors.rmse:
+                continue
+            if self.balance == "groups":
+                bg = self.baseline_group or errors.group_rmse
+                logs = [math.log(v / bg[key]) for key, v in errors.group_rmse.items()
+                        if key[1] == k and self._metric.get((self._gindex.get(key[0], 0),
+                                                             KINDS.index(k)), False)
+                        and bg.get(key, 0.0) > 1e-6 * base[k] and v > 0]
+                total += math.exp(sum(logs) / len(logs)) if logs else 1.0
+            else:
                 total += errors.rmse[k] / max(base[k], 1e-300)
         if self.max_energy_rmse is not None and "energy" in errors.rmse:
             excess = errors.rmse["energy"] / self.max_energy_rmse - 1.0

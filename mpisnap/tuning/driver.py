@@ -289,12 +289,13 @@ def _validator(job: _Job, cvb: CVBlocks, objective) -> CrossValidator:
     emax = None if opts.max_energy_rmse is None else opts.max_energy_rmse / 1000.0
     cv = agree(job.comm, CrossValidator, cvb, job.setup.solver, job.setup.model,
                job.setup.settings, job.weights_in, tuned, fixed, job.mode, job.alpha_section,
-               job.kinds, objective, emax, opts.range, opts.alpha_range)
+               job.kinds, objective, emax, opts.range, opts.alpha_range, balance=opts.balance)
     if cv.space.size == 0:
         raise FitError(f"{job.name}: [TUNE]: nothing to tune (weights = {job.mode}: "
                        f"{len(tuned)} weight(s) of {', '.join(job.kinds) or 'no kinds'}, one held "
                        f"fixed; regularisation {'on' if job.alpha_section else 'off'})")
-    cv.baseline = dict(agree(job.comm, cv.errors, cv.space.x0).rmse)
+    base = agree(job.comm, cv.errors, cv.space.x0)
+    cv.baseline, cv.baseline_group = dict(base.rmse), dict(base.group_rmse)
     return cv
 
 
