@@ -78,7 +78,7 @@ VERBS: dict[str, str] = {
 
 def job_options() -> argparse.ArgumentParser:
     """The options of every verb that runs a job on an input file (fit, generate, tune, learn):
-    --set, --output-dir, --threads, -q and the common ones."""
+    --set, --output-dir, --threads, -q, --no-progress and the common ones."""
     j = _Parser(add_help=False, parents=[_common_options()])
     j.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="SECTION.key=value",
@@ -88,6 +88,7 @@ def job_options() -> argparse.ArgumentParser:
                    help="threads per process for every thread pool: OpenMP, BLAS (default: "
                         "OMP_NUM_THREADS, else the node's cores divided by its MPI ranks)")
     j.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    j.add_argument("--no-progress", action="store_true", help="no progress bar")
     return j
 
 
@@ -111,7 +112,6 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--from-store", metavar="PATH", default=None,
                    help="refit from a descriptor store (new weights, split or solver; no "
                         "descriptors computed)")
-    f.add_argument("--no-progress", action="store_true", help="no progress bar")
     f.set_defaults(run=_cmd_fit)
     import importlib
 
@@ -153,6 +153,12 @@ def _cmd_plugins(args, comm) -> int:
     return 0
 
 
+def show_progress(args) -> bool:
+    """Whether a job verb shows progress bars: on a terminal, unless ``-q`` or
+    ``--no-progress``."""
+    return not (args.no_progress or args.quiet) and sys.stderr.isatty()
+
+
 def start_job(args) -> None:
     """What every job verb does first: log to stderr (errors only with ``-q``) and check
     ``--threads``."""
@@ -170,7 +176,7 @@ def _cmd_fit(args, comm) -> int:
     # OMP_NUM_THREADS, else the node's cores divided by its ranks (mpisnap.threads)
     result = fit(args.input, overrides=args.overrides, output_dir=args.output_dir, comm=comm,
                  threads=args.threads, store=args.store, from_store=args.from_store,
-                 progress=not (args.no_progress or args.quiet) and sys.stderr.isatty())
+                 progress=show_progress(args))
     if comm.rank == 0 and not args.quiet:
         print(_summary(result))
     return 0

@@ -1,8 +1,6 @@
 """``mpisnap generate INPUT``: the command-line verb (see :mod:`mpisnap.cli`)."""
 from __future__ import annotations
 
-import sys
-
 HELP = "generate a training set by descriptor-entropy maximisation"
 DESCRIPTION = (
     "Generate training structures whose per-atom SNAP descriptors have maximal entropy, from the "
@@ -17,17 +15,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue from the checkpoint in the output directory (labels "
                              "already made are not made again)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args, comm) -> int:
-    from ..cli import start_job
+    from ..cli import show_progress, start_job
     from .driver import generate
 
     start_job(args)
     result = generate(args.input, overrides=args.overrides, output_dir=args.output_dir,
                       comm=comm, threads=args.threads, resume=args.resume,
-                      progress=not (args.no_progress or args.quiet) and sys.stderr.isatty())
+                      progress=show_progress(args))
     if comm.rank == 0 and not args.quiet:
         h0, h1 = result.history[0], result.history[-1]
         print(f"mpisnap generate done: {len(result.structures)} structures in "

@@ -1,8 +1,6 @@
 """``mpisnap learn INPUT``: the command-line verb (see :mod:`mpisnap.cli`)."""
 from __future__ import annotations
 
-import sys
-
 HELP = "active learning: label the structures the potential is least sure of, refit, repeat"
 DESCRIPTION = (
     "Active learning from the fit of INPUT (its [PATH]/[GROUPS] data is the starting training "
@@ -21,17 +19,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue the campaign in the output directory (no written label "
                              "is requested again; the result equals an uninterrupted run)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args, comm) -> int:
-    from ..cli import start_job
+    from ..cli import show_progress, start_job
     from .campaign import learn
 
     start_job(args)
     result = learn(args.input, overrides=args.overrides, output_dir=args.output_dir, comm=comm,
                    threads=args.threads, resume=args.resume,
-                   progress=not (args.no_progress or args.quiet) and sys.stderr.isatty())
+                   progress=show_progress(args))
     if comm.rank == 0 and not args.quiet:
         last = result.rounds[-1]
         print(f"mpisnap learn done: {len(result.labelled)} labels in {len(result.rounds)} rounds "

@@ -1,8 +1,6 @@
 """``mpisnap tune INPUT``: the command-line verb (see :mod:`mpisnap.cli`)."""
 from __future__ import annotations
 
-import sys
-
 HELP = "choose group weights and regularisation by cross-validation, then fit"
 DESCRIPTION = (
     "Choose the [GROUPS] weights (and the solver's alpha) of INPUT by K-fold cross-validation "
@@ -14,7 +12,6 @@ DESCRIPTION = (
 
 def add_arguments(parser) -> None:
     parser.add_argument("input", help="FitSNAP input file (an optional [TUNE] section)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _summary(result) -> str:
@@ -43,13 +40,13 @@ def _summary(result) -> str:
 
 
 def run(args, comm) -> int:
-    from ..cli import start_job
+    from ..cli import show_progress, start_job
     from .driver import tune
 
     start_job(args)
     result = tune(args.input, overrides=args.overrides, output_dir=args.output_dir, comm=comm,
                   threads=args.threads,
-                  progress=not (args.no_progress or args.quiet) and sys.stderr.isatty())
+                  progress=show_progress(args))
     if comm.rank == 0 and not args.quiet:
         print(_summary(result))
     return 0
