@@ -19,8 +19,10 @@ The R factor of stacked blocks only needs the R factors of the blocks:
 ``R(vstack([M1, M2])) = R(vstack([R(M1), R(M2)]))`` (up to the signs of its rows). So
 
 1. every rank factors its own rows (:func:`local_r`, LAPACK ``geqrf``);
-2. ``comm.allreduce(local, op=...)`` combines pairs of R factors (:func:`combine`) along a tree and
-   gives every rank the same result. mpi4py's lower-case (pickle-based) reductions accept any
+2. ``comm.allreduce(local, op=...)`` combines pairs of R factors (:func:`combine`: LAPACK
+   ``dtpqrt``, the QR of a triangle stacked on a triangle, ``2/3 n^3`` flops) along a tree and
+   gives every rank the same result. A factor travels as its upper triangle only, packed row
+   after row (``(n+1)(n+2)/2`` numbers instead of ``(n+1)^2``). mpi4py's lower-case (pickle-based) reductions accept any
    Python callable ``op(a, b)`` (an ``MPI.Op.Create(fn)`` object would be called as
    ``fn(a, b, None)``); its tree reduction calls ``op(lower_ranks, higher_ranks)`` — rank order is
    kept, which is what a non-commutative operation needs — then broadcasts rank 0's result, so every
@@ -44,8 +46,8 @@ Memory per rank
   ``(n+1) x 64`` workspace: peak ≈ one copy of the block (the input ``A`` not counted).
 * :class:`StreamingR`: one block of new rows stacked under the running R:
   ``(block_rows + n + 1) x (n+1)``; memory does not grow with the number of rows streamed.
-* each reduction step: two R factors, the stacked ``2(n+1) x (n+1)`` matrix and the pickled
-  messages — ``O(n^2)``, ``log2(ranks)`` steps.
+* each reduction step: two packed triangles (the messages), two unpacked R factors and their
+  Fortran copies for ``dtpqrt`` — ``O(n^2)``, ``log2(ranks)`` steps.
 
 Edge cases
 ----------
@@ -149,12 +151,22 @@ def local_r(A, b, w=None, *, check_finite: bool = False) -> np.ndarray:
     return _fix_signs(_geqrf_r(block))
 
 
+def _upper(R: np.ndarray) -> bool:
+    """R is upper triangular/trapezoidal (nothing below the diagonal)."""
+    return not np.tril(R, -1).any()
+
+
 def combine(R1, R2):
     """The R factor of ``vstack([R1, R2])``: shape ``(min(k1 + k2, p), p)``, diagonal
     non-negative.
 
     Either input may have no rows (or be None, the identity). Inputs need not be triangular, so a
     block with fewer rows than columns is fine. Raises ValueError when the column counts differ.
+
+    Two upper-triangular factors (the common case: one square, the other square or trapezoidal)
+    are combined by LAPACK ``dtpqrt``, the QR of a triangle stacked on a triangle, which touches
+    only the non-zero part: about ``2/3 p^3`` flops instead of ``10/3 p^3`` for ``dgeqrf`` of the
+    stacked ``2p x p`` matrix. Anything else is stacked and factored by ``dgeqrf``.
     """
     if R1 is None:
         return None if R2 is None else _fix_signs(np.array(R2, dtype=float))
@@ -168,10 +180,31 @@ def combine(R1, R2):
         raise ValueError(f"cannot combine R factors with {R1.shape[1]} and {R2.shape[1]} columns "
                          "(every rank must have the same number of columns)")
     k1, p = R1.shape
-    stacked = np.empty((k1 + R2.shape[0], p), order="F")
+    k2 = R2.shape[0]
+    top, low = (R1, R2) if k1 == p else (R2, R1)  # same R (up to round-off) either way
+    if p and top.shape[0] == p and 0 < low.shape[0] <= p and _upper(top) and _upper(low):
+        return _fix_signs(_tpqrt_r(top, low))
+    stacked = np.empty((k1 + k2, p), order="F")
     stacked[:k1] = R1
     stacked[k1:] = R2
     return _fix_signs(_geqrf_r(stacked))
+
+
+def _tpqrt_r(top: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """The R factor (``p x p``) of ``[top; low]`` for ``top`` upper triangular ``p x p`` and
+    ``low`` upper trapezoidal ``l x p`` (``l <= p``): LAPACK ``dtpqrt`` with ``L = l``."""
+    p = top.shape[1]
+    a = np.array(top, order="F")
+    b = np.array(low, order="F")
+    a, _b, _t, info = lapack.dtpqrt(b.shape[0], min(p, _TPQRT_BLOCK), a, b, overwrite_a=1,
+                                    overwrite_b=1)
+    if info != 0:  # pragma: no cover - only invalid arguments make tpqrt fail
+        raise RuntimeError(f"LAPACK dtpqrt failed (info={info})")
+    return np.triu(a)
+
+
+#: column block of ``dtpqrt`` (LAPACK's usual blocking)
+_TPQRT_BLOCK = 32
 
 
 def split_r(Rfull: np.ndarray, n: int | None = None):
@@ -191,17 +224,56 @@ def split_r(Rfull: np.ndarray, n: int | None = None):
     return R, qb, rnorm2
 
 
+def _pack(R: np.ndarray) -> np.ndarray:
+    """The upper-trapezoidal part of R (``k x p``, ``k <= p``), row after row: ``R[r, r:]``,
+    ``k p - k (k - 1) / 2`` numbers (``p (p + 1) / 2`` for a triangle): what goes in a message."""
+    k, p = R.shape
+    out = np.empty(k * p - k * (k - 1) // 2)
+    o = 0
+    for r in range(k):
+        out[o:o + p - r] = R[r, r:]
+        o += p - r
+    return out
+
+
+def _unpack(flat: np.ndarray, k: int, p: int) -> np.ndarray:
+    """Inverse of :func:`_pack`: the ``k x p`` upper-trapezoidal matrix (zeros below)."""
+    R = np.zeros((k, p))
+    o = 0
+    for r in range(k):
+        R[r, r:] = flat[o:o + p - r]
+        o += p - r
+    return R
+
+
 @dataclass(frozen=True)
 class _Part:
     """The contribution of ranks ``first..last`` (one rank, or a subtree: the reduction keeps rank
     order, so always a contiguous range) to the reduction: their R factor (None = no rows and no
-    column count), their row count, and the errors found so far ("rank r: message")."""
+    column count) as it travels — only its upper triangle (:func:`_pack`; ``shape`` is the
+    factor's) — their row count, and the errors found so far ("rank r: message")."""
 
-    R: np.ndarray | None
+    packed: np.ndarray | None
+    shape: tuple[int, int] | None
     nrows: int
     first: int
     last: int
     errors: tuple = ()
+
+    @classmethod
+    def of(cls, R, nrows, first, last, errors=()):
+        if R is None:
+            return cls(None, None, nrows, first, last, errors)
+        R = np.asarray(R, dtype=float)
+        if R.shape[0] > R.shape[1] or not _upper(R):  # not a factor: sent whole
+            return cls(R, R.shape, nrows, first, last, errors)
+        return cls(_pack(R), R.shape, nrows, first, last, errors)
+
+    @property
+    def R(self) -> np.ndarray | None:
+        if self.packed is None or self.packed.ndim == 2:
+            return self.packed
+        return _unpack(self.packed, *self.shape)
 
     def where(self) -> str:
         return f"rank {self.first}" if self.first == self.last else f"ranks {self.first}-{self.last}"
@@ -212,15 +284,15 @@ def _combine_parts(a: _Part, b: _Part) -> _Part:
     other ranks); errors travel to every rank instead."""
     first, last = min(a.first, b.first), max(a.last, b.last)
     if a.errors or b.errors:
-        return _Part(None, 0, first, last, a.errors + b.errors)
-    if a.R is not None and b.R is not None and a.R.shape[1] != b.R.shape[1]:
-        return _Part(None, 0, first, last, (
-            f"{a.where()}: {a.R.shape[1] - 1} columns but {b.where()}: {b.R.shape[1] - 1} columns "
+        return _Part(None, None, 0, first, last, a.errors + b.errors)
+    if a.shape is not None and b.shape is not None and a.shape[1] != b.shape[1]:
+        return _Part(None, None, 0, first, last, (
+            f"{a.where()}: {a.shape[1] - 1} columns but {b.where()}: {b.shape[1] - 1} columns "
             "(every rank must have the same number of columns)",))
     try:
-        return _Part(combine(a.R, b.R), a.nrows + b.nrows, first, last)
+        return _Part.of(combine(a.R, b.R), a.nrows + b.nrows, first, last)
     except Exception as exc:  # noqa: BLE001 - reported on every rank by finalize
-        return _Part(None, 0, first, last, (f"{a.where()} + {b.where()}: {exc}",))
+        return _Part(None, None, 0, first, last, (f"{a.where()} + {b.where()}: {exc}",))
 
 
 class StreamingR:
@@ -296,9 +368,13 @@ class StreamingR:
         number of columns."""
         rank = comm.Get_rank()
         if self.errors:
-            part = _Part(None, 0, rank, rank, tuple(f"rank {rank}: {e}" for e in self.errors))
+            part = _Part(None, None, 0, rank, rank,
+                         tuple(f"rank {rank}: {e}" for e in self.errors))
+        elif comm.Get_size() == 1:  # nothing travels: no packing
+            part = _Part(self._R, None if self._R is None else self._R.shape, self.nrows, rank,
+                         rank)
         else:
-            part = _Part(self._R, self.nrows, rank, rank)
+            part = _Part.of(self._R, self.nrows, rank, rank)
         total = comm.allreduce(part, op=_combine_parts)
         if total.errors:
             raise TsqrError("distributed QR failed: " + "; ".join(total.errors))

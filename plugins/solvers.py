@@ -94,21 +94,19 @@ def solve_svd(R, qb, settings=None, *, nrows=None, rnorm2=0.0) -> SolveResult:
     """Minimum-norm least squares through the SVD of R.
 
     ``R = U S Vᵀ`` has the singular values and right singular vectors of the full weighted matrix
-    ``wA = Q R`` and ``Uᵀ qb = (QU)ᵀ wb``, so ``x = V S⁺ Uᵀ qb`` with singular values below
+    ``wA = Q R`` and ``Uᵀ qb = (QU)ᵀ wb``, so ``x = V S⁺ Uᵀ qb`` with singular values at or below
     ``SVD_RCOND * s_max`` treated as zero equals ``numpy.linalg.lstsq(wA, wb, rcond=1e-13)``.
+    Computed as that very call on the small system, ``numpy.linalg.lstsq(R, qb, rcond=1e-13)``
+    (LAPACK ``dgelsd``: divide-and-conquer SVD that applies the singular vectors to ``qb`` without
+    forming them, about 1.6 times faster than ``numpy.linalg.svd`` of R with its vectors).
     ``info``: ``singular_values``, ``rank``, ``rcond``, ``residual``."""
     R, qb = _check("SVD", R, qb)
     n = R.shape[0]
     if n == 0:
         return SolveResult(np.zeros(0), None, {"singular_values": np.zeros(0), "rank": 0,
                                                 "rcond": SVD_RCOND, "residual": float(rnorm2)})
-    U, s, Vt = np.linalg.svd(R)
-    keep = s > SVD_RCOND * s[0] if s[0] > 0 else np.zeros(n, bool)
-    uq = U.T @ qb
-    coef = np.zeros(n)
-    coef[keep] = uq[keep] / s[keep]
-    x = Vt.T @ coef
-    info = {"singular_values": s, "rank": int(keep.sum()), "rcond": SVD_RCOND,
+    x, _, rank, s = np.linalg.lstsq(R, qb, rcond=SVD_RCOND)
+    info = {"singular_values": s, "rank": int(rank), "rcond": SVD_RCOND,
             "residual": _residual(R, qb, x, rnorm2)}
     return SolveResult(x, None, info)
 

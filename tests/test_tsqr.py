@@ -322,3 +322,76 @@ def test_streaming_empty_rank_with_ncols():
     R, qb, r2 = s.finalize(SerialComm())
     assert R.shape == (4, 4) and not R.any() and not qb.any() and r2 == 0.0
     assert s.total_rows == 0
+
+
+# --------------------------------------------------------------- triangles: combine, messages
+
+
+def _signed(R):
+    R = np.array(R, dtype=float)
+    k = min(R.shape)
+    R[:k] *= np.where(np.diagonal(R)[:k] < 0, -1.0, 1.0)[:, None]
+    return R
+
+
+@pytest.mark.parametrize("k2", [9, 4, 1])
+def test_combine_of_triangles_equals_lapack_qr_of_the_stack(k2):
+    """Two factors (a triangle on a triangle or trapezoid: LAPACK dtpqrt) give the R of LAPACK's
+    QR of the stacked rows, up to row signs; a general (non-triangular) block still works."""
+    from scipy.linalg import qr
+
+    A, b, w = _problem(60, 8, seed=k2)
+    R1 = local_r(A[:30], b[:30], w[:30])
+    R2 = local_r(A[30:30 + k2], b[30:30 + k2], w[30:30 + k2])
+    assert R1.shape == (9, 9) and R2.shape == (k2, 9)
+    ref = _signed(qr(np.vstack([R1, R2]), mode="r")[0][:9])
+    for R in (combine(R1, R2), combine(R2, R1)):
+        assert R.shape == (9, 9) and _relerr(R, ref) <= 1e-13
+    G = np.random.default_rng(1).normal(size=(5, 9))  # not upper triangular
+    assert _relerr(combine(R1, G), _signed(qr(np.vstack([R1, G]), mode="r")[0][:9])) <= 1e-13
+
+
+def test_pack_roundtrip_and_size():
+    from mpisnap.tsqr import _pack, _unpack
+
+    for k, p in [(6, 6), (3, 6), (0, 4), (1, 1)]:
+        R = np.triu(np.random.default_rng(k).normal(size=(k, p)))
+        flat = _pack(R)
+        assert flat.shape == (k * p - k * (k - 1) // 2,)
+        assert np.array_equal(_unpack(flat, k, p), R)
+
+
+def test_reduction_messages_carry_only_the_triangle():
+    """What each rank hands to the reduction (and what the reduction passes on) is the packed
+    upper triangle: (n+1)(n+2)/2 numbers, about half of the square's pickle."""
+    import pickle
+
+    n = 40
+    A, b, w = _problem(300, n, seed=4)
+    seen = []
+
+    class Recording(_ThreadComm):
+        def allreduce(self, obj, op=None):
+            def traced(x, y):
+                out = op(x, y)
+                seen.append(out)
+                return out
+            seen.append(obj)
+            return super().allreduce(obj, op=traced)
+
+    shared = _ThreadComm.Shared(2, "tree")
+    outs = [None, None]
+
+    def work(r):
+        outs[r] = tsqr(Recording(shared, r), A[r * 150:(r + 1) * 150], b[r * 150:(r + 1) * 150],
+                       w[r * 150:(r + 1) * 150])
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert seen and all(p.packed.shape == ((n + 1) * (n + 2) // 2,) for p in seen)
+    full = len(pickle.dumps(np.zeros((n + 1, n + 1))))
+    assert all(len(pickle.dumps(p)) < 0.56 * full for p in seen)
+    assert _relerr(outs[0][0], tsqr(SerialComm(), A, b, w)[0]) <= 1e-12

@@ -2,7 +2,8 @@
 
 Every rank holds a slice of one global least-squares problem (one rank with fewer rows than
 columns, one with none), runs :func:`mpisnap.tsqr.tsqr` and the SVD solver, and checks the result
-against the serial ``numpy.linalg.lstsq``; rank 0 checks that every rank holds bit-identical R, Qᵀb
+against the serial ``numpy.linalg.lstsq`` and R against LAPACK's (``scipy.linalg.qr``, up to row
+signs); rank 0 checks that every rank holds bit-identical R, Qᵀb
 and coefficients. Then the streaming path and the error path (bad input on one rank raises on every
 rank). Each rank prints one line per phase (``PHASE rank r ...``) in a single write.
 
@@ -61,6 +62,12 @@ def main(comm):
     R1, qb1, r21 = tsqr(SerialComm(), A, b, w)
     assert relerr(R, R1) <= 1e-10 and relerr(qb, qb1) <= 1e-10
     assert abs(rnorm2 - r21) <= 1e-10 * r21
+    # LAPACK's R of the whole weighted system [wA | wb] (dgeqrf), up to the signs of its rows
+    from scipy.linalg import qr
+    RL = qr(np.column_stack([A * w[:, None], b * w]), mode="r")[0][:n + 1]
+    RL *= np.where(np.diagonal(RL) < 0, -1.0, 1.0)[:, None]
+    assert relerr(R, RL[:n, :n]) <= 1e-10 and relerr(qb, RL[:n, n]) <= 1e-10
+    assert abs(rnorm2 - RL[n, n] ** 2) <= 1e-10 * r21
     h = digest(R, qb, [rnorm2], x)
     hashes = comm.gather(h, root=0)
     if rank == 0:
