@@ -162,9 +162,11 @@ NeighborGrid build_grid(const Tables& t, const Config& c) {
   auto& gown = G.gown;    // owner atom
   auto& gshift = G.gshift;  // image shift (3 per ghost)
   auto& ghome = G.ghome;  // the atom itself, unshifted
+  std::vector<int32_t> gsnum;  // shift number (< nimages <= 1e6 < 2^20) of each ghost
+  int snum = 0;
   for (int s0 = -nimg[0]; s0 <= nimg[0]; ++s0)
     for (int s1 = -nimg[1]; s1 <= nimg[1]; ++s1)
-      for (int s2 = -nimg[2]; s2 <= nimg[2]; ++s2) {
+      for (int s2 = -nimg[2]; s2 <= nimg[2]; ++s2, ++snum) {
         const int s[3] = {s0, s1, s2};
         for (int j = 0; j < N; ++j) {
           bool keep = true;
@@ -175,6 +177,7 @@ NeighborGrid build_grid(const Tables& t, const Config& c) {
             }
           if (!keep) continue;
           gown.push_back(j);
+          gsnum.push_back(snum);
           for (int k = 0; k < 3; ++k) gshift.push_back(s[k]);
           ghome.push_back(s0 == 0 && s1 == 0 && s2 == 0);
           for (int a = 0; a < 3; ++a)
@@ -223,6 +226,17 @@ NeighborGrid build_grid(const Tables& t, const Config& c) {
     std::vector<int64_t> fill(bstart.begin(), bstart.end() - 1);
     for (int64_t g = 0; g < ng; ++g) border[fill[gbin[g]]++] = g;
   }
+  G.bx.resize(3 * ng);
+  G.btype.resize(ng);
+  G.bkey.resize(ng);
+  for (int64_t q = 0; q < ng; ++q) {
+    const int64_t g = border[q];
+    const int m = gown[g];
+    for (int a = 0; a < 3; ++a) G.bx[3 * q + a] = gx[3 * g + a];
+    G.btype[q] = c.types[m];
+    G.bkey[q] = (uint64_t(p.chemflag ? c.types[m] : 0) << 55) | (uint64_t(m) << 20) |
+                uint64_t(gsnum[g]);
+  }
   return G;
 }
 
@@ -241,48 +255,67 @@ NeighborList neighbors_of(const NeighborGrid& G, int i0, int i1, int nthreads) {
   const size_t max_neighbours = 20000;
   bool too_many = false;
   int64_t overlap_i = -1, overlap_m = -1;
-  std::vector<std::vector<int64_t>> found(n);
-#pragma omp parallel for schedule(dynamic, 64) num_threads(nthreads)
-  for (int i = i0; i < i1; ++i) {
-    const double* xi = &x[3 * i];
-    const int ti = c.types[i];
-    int bi[3] = {bin_of(xi, 0), bin_of(xi, 1), bin_of(xi, 2)};
-    auto& out = found[i - i0];
-    for (int d0 = -1; d0 <= 1; ++d0)
-      for (int d1 = -1; d1 <= 1; ++d1)
-        for (int d2 = -1; d2 <= 1; ++d2) {
-          int b0 = bi[0] + d0, b1 = bi[1] + d1, b2 = bi[2] + d2;
-          if (b0 < 0 || b1 < 0 || b2 < 0 || b0 >= nb[0] || b1 >= nb[1] || b2 >= nb[2]) continue;
-          int64_t b = (int64_t(b0) * nb[1] + b1) * nb[2] + b2;
-          for (int64_t q = bstart[b]; q < bstart[b + 1]; ++q) {
-            int64_t g = border[q];
-            int m = gown[g];
-            double dx = gx[3 * g] - xi[0], dy = gx[3 * g + 1] - xi[1], dz = gx[3 * g + 2] - xi[2];
-            double r2 = dx * dx + dy * dy + dz * dz;
-            double rcut = (p.radelem[ti] + p.radelem[c.types[m]]) * rcf;
-            if (r2 > 1e-20 && r2 < rcut * rcut) out.push_back(g);
-            if (r2 <= 1e-20 && !(m == i && ghome[g])) {
+  std::vector<std::vector<int64_t>> found(n);  // per centre: bin-order entries q, then images
+  // Squared cutoff of each type pair.
+  const int nt = p.ntypes();
+  std::vector<double> rc2(nt * nt);
+  for (int a = 0; a < nt; ++a)
+    for (int b = 0; b < nt; ++b) {
+      const double r = (p.radelem[a] + p.radelem[b]) * rcf;
+      rc2[a * nt + b] = r * r;
+    }
+  const auto& bx = G.bx;
+  const auto& btype = G.btype;
+  const auto& bkey = G.bkey;
+#pragma omp parallel num_threads(nthreads)
+  {
+    std::vector<std::pair<uint64_t, int64_t>> keyed;
+#pragma omp for schedule(dynamic, 64)
+    for (int i = i0; i < i1; ++i) {
+      const double* xi = &x[3 * i];
+      const double* rc2i = &rc2[c.types[i] * nt];
+      int bi[3] = {bin_of(xi, 0), bin_of(xi, 1), bin_of(xi, 2)};
+      auto& out = found[i - i0];
+      for (int d0 = -1; d0 <= 1; ++d0)
+        for (int d1 = -1; d1 <= 1; ++d1) {
+          const int b0 = bi[0] + d0, b1 = bi[1] + d1;
+          if (b0 < 0 || b1 < 0 || b0 >= nb[0] || b1 >= nb[1]) continue;
+          // bins (b0, b1, bi[2]-1 .. bi[2]+1) are consecutive: one range of entries
+          const int64_t row = (int64_t(b0) * nb[1] + b1) * nb[2];
+          const int64_t q0 = bstart[row + std::max(bi[2] - 1, 0)];
+          const int64_t q1 = bstart[row + std::min(bi[2] + 1, nb[2] - 1) + 1];
+          for (int64_t q = q0; q < q1; ++q) {
+            const double dx = bx[3 * q] - xi[0], dy = bx[3 * q + 1] - xi[1],
+                         dz = bx[3 * q + 2] - xi[2];
+            const double r2 = dx * dx + dy * dy + dz * dz;
+            if (r2 < rc2i[btype[q]] && r2 > 1e-20) out.push_back(q);
+            if (out.size() > max_neighbours) break;
+            if (r2 <= 1e-20) {
+              const int64_t g = border[q];
+              const int m = gown[g];
+              if (!(m == i && ghome[g])) {
 #pragma omp critical(snap_overlap)
-              if (overlap_i < 0 || i < overlap_i) {
-                overlap_i = i;
-                overlap_m = m;
+                if (overlap_i < 0 || i < overlap_i) {
+                  overlap_i = i;
+                  overlap_m = m;
+                }
               }
             }
-            if (out.size() > max_neighbours) break;
           }
-          if (out.size() > max_neighbours) {
-#pragma omp atomic write
-            too_many = true;
-          }
+          if (out.size() > max_neighbours) break;
         }
-    if (out.size() > max_neighbours) continue;
-    const bool chem = p.chemflag;
-    std::sort(out.begin(), out.end(), [&](int64_t a, int64_t b) {
-      int ea = chem ? c.types[gown[a]] : 0, eb = chem ? c.types[gown[b]] : 0;
-      if (ea != eb) return ea < eb;
-      if (gown[a] != gown[b]) return gown[a] < gown[b];
-      return a < b;
-    });
+      if (out.size() > max_neighbours) {
+#pragma omp atomic write
+        too_many = true;
+        continue;
+      }
+      // Canonical order: (element of m, m, image), the key of each entry.
+      keyed.resize(out.size());
+      for (size_t k = 0; k < out.size(); ++k) keyed[k] = {bkey[out[k]], border[out[k]]};
+      std::sort(keyed.begin(), keyed.end(),
+                [](const auto& u, const auto& v) { return u.first < v.first; });
+      for (size_t k = 0; k < out.size(); ++k) out[k] = keyed[k].second;
+    }
   }
 
   if (overlap_i >= 0)

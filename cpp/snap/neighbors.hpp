@@ -42,6 +42,11 @@ struct NeighborGrid {
   double lo[3] = {0, 0, 0}, binw[3] = {1, 1, 1};  // Cartesian bins of the images
   int nb[3] = {1, 1, 1};
   std::vector<int64_t> bstart, border;
+  // In bin order (entry q is image border[q]): positions (3 per entry), types and the key that
+  // orders a list: element (with chemflag) << 55 | atom << 20 | image shift number.
+  std::vector<double> bx;
+  std::vector<int32_t> btype;
+  std::vector<uint64_t> bkey;
 };
 
 // Validates the configuration as build_neighbors does and bins the images.
