@@ -10,7 +10,8 @@ that the helper starts fast; it is not a plugin.
 
 Protocol (pipes): the helper writes ``R`` once matplotlib is imported; each request is an 8-byte
 little-endian length and a pickle of ``(spec, path)``; each reply an 8-byte length and the error
-text (empty: the PNG is at ``path``). The helper ends when its standard input closes.
+text (empty: the PNG is at ``path``). The helper ends when its standard input closes, or after
+``IDLE`` seconds (``MPISNAP_PLOT_IDLE``) without a request.
 """
 from __future__ import annotations
 
@@ -93,6 +94,9 @@ def draw(spec: dict, path: str) -> None:
 # -- the helper process ---------------------------------------------------------------------------
 
 _HEADER = struct.Struct("<Q")
+#: Seconds the helper waits for a request before it ends (the writer then draws itself);
+#: ``MPISNAP_PLOT_IDLE`` in its environment.
+IDLE = 900.0
 
 
 class PlotProcess:
@@ -174,6 +178,9 @@ def _serve() -> None:
     wr.write(b"R")
     wr.flush()
     while True:
+        idle = float(os.environ.get("MPISNAP_PLOT_IDLE", IDLE))
+        if not select.select([rd], [], [], idle)[0]:  # a long fit: the import no longer matters
+            return
         head = rd.read(_HEADER.size)
         if len(head) < _HEADER.size:
             return

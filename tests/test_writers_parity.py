@@ -154,3 +154,15 @@ def test_no_helper_where_it_cannot_help(monkeypatch, why):
     monkeypatch.setattr(W.parity_plot, "PlotProcess", lambda: started.append(1))
     W.start_plot_process()
     assert W._plotter is False and not started
+
+
+def test_idle_helper_ends_and_the_writer_draws_itself(tmp_path, monkeypatch):
+    from mpisnap.plugins import parity_plot
+
+    monkeypatch.setenv("MPISNAP_PLOT_IDLE", "0.5")
+    helper = parity_plot.PlotProcess()
+    try:
+        assert helper.proc.wait(timeout=120) == 0  # ready, then idle for IDLE seconds: ended
+        assert not helper.draw(W._parity_spec(result_for(("Bulk",))), str(tmp_path / "p.png"))
+    finally:
+        helper.close()
