@@ -141,6 +141,27 @@ inline void st8(double* p, v8 x) { *reinterpret_cast<v8u*>(p) = x; }
 inline v8 splat(double x) { return v8{x, x, x, x, x, x, x, x}; }
 static_assert(L == 8, "splat() spells out L lanes");
 
+// interleave3 of three values: out[3l + a] = v_a[l].
+inline void interleave3v(v8 x, v8 y, v8 z, double* out) {
+#if defined(__AVX512F__)
+  alignas(64) static const int64_t k[6][8] = {
+      {0, 8, 0, 1, 9, 0, 2, 10},  {0, 1, 8, 3, 4, 9, 6, 7},
+      {0, 3, 11, 0, 4, 12, 0, 5}, {10, 1, 2, 11, 4, 5, 12, 7},
+      {13, 0, 6, 14, 0, 7, 15, 0}, {0, 13, 2, 3, 14, 5, 6, 15}};
+  const __m512d X = (__m512d)x, Y = (__m512d)y, Z = (__m512d)z;
+  for (int o = 0; o < 3; ++o) {
+    const __m512d t = _mm512_permutex2var_pd(X, _mm512_load_si512(k[2 * o]), Y);
+    _mm512_storeu_pd(out + 8 * o, _mm512_permutex2var_pd(t, _mm512_load_si512(k[2 * o + 1]), Z));
+  }
+#else
+  alignas(64) double v[3][L];
+  st8(v[0], x);
+  st8(v[1], y);
+  st8(v[2], z);
+  interleave3(v[0], v[1], v[2], out);
+#endif
+}
+
 struct Geometry {  // per-lane neighbour geometry
   alignas(64) double ar[L], ai[L], br[L], bi[L];
   alignas(64) double dar[3][L], dai[3][L], dbr[3][L], dbi[3][L];
@@ -228,32 +249,34 @@ __attribute__((noinline)) void wigner_u(const Tables& t, const Geometry& g, doub
     for (int mb = 0; 2 * mb <= j; ++mb) {
       for (int ma = 0; ma <= j; ++ma) {
         const int idx = (base + (j + 1) * mb + ma) * L;
+        // First term (ma < j) assigned, second (ma > 0) subtracted term by term, so that every
+        // product is one fused multiply-add.
         v8 r{}, im{}, dr[3] = {}, di[3] = {};
         if (ma < j) {
           const v8 rq = splat(rootpq[(j - ma) * rp + (j - mb)]);
           const int pi = (prev + j * mb + ma) * L;
           const v8 upr = ld8(ur + pi) * rq, upi = ld8(ui + pi) * rq;
-          r += ar * upr + ai * upi;
-          im += ar * upi - ai * upr;
+          r = ar * upr + ai * upi;
+          im = ar * upi - ai * upr;
           if (DERIV)
-          for (int a = 0; a < 3; ++a) {
-            const v8 dpr = ld8(dur + a * DS + pi) * rq, dpi = ld8(dui + a * DS + pi) * rq;
-            dr[a] += dar[a] * upr + dai[a] * upi + ar * dpr + ai * dpi;
-            di[a] += dar[a] * upi - dai[a] * upr + ar * dpi - ai * dpr;
-          }
+            for (int a = 0; a < 3; ++a) {
+              const v8 dpr = ld8(dur + a * DS + pi) * rq, dpi = ld8(dui + a * DS + pi) * rq;
+              dr[a] = dar[a] * upr + dai[a] * upi + ar * dpr + ai * dpi;
+              di[a] = dar[a] * upi - dai[a] * upr + ar * dpi - ai * dpr;
+            }
         }
         if (ma > 0) {
           const v8 rq = splat(rootpq[ma * rp + (j - mb)]);
           const int pi = (prev + j * mb + ma - 1) * L;
           const v8 upr = ld8(ur + pi) * rq, upi = ld8(ui + pi) * rq;
-          r -= br * upr + bi * upi;
-          im -= br * upi - bi * upr;
+          r = r - br * upr - bi * upi;
+          im = im - br * upi + bi * upr;
           if (DERIV)
-          for (int a = 0; a < 3; ++a) {
-            const v8 dpr = ld8(dur + a * DS + pi) * rq, dpi = ld8(dui + a * DS + pi) * rq;
-            dr[a] -= dbr[a] * upr + dbi[a] * upi + br * dpr + bi * dpi;
-            di[a] -= dbr[a] * upi - dbi[a] * upr + br * dpi - bi * dpr;
-          }
+            for (int a = 0; a < 3; ++a) {
+              const v8 dpr = ld8(dur + a * DS + pi) * rq, dpi = ld8(dui + a * DS + pi) * rq;
+              dr[a] = dr[a] - dbr[a] * upr - dbi[a] * upi - br * dpr - bi * dpi;
+              di[a] = di[a] - dbr[a] * upi + dbi[a] * upr - br * dpi + bi * dpr;
+            }
         }
         st8(ur + idx, r);
         st8(ui + idx, im);
@@ -378,26 +401,24 @@ struct Shared {  // per-block arrays written by the atom stage (centres i0.., pa
 
 // Adds the lane-wise U_tot sums of one (atom, element) run to the atom's U_tot, lanes in the
 // order of the run's images (the run began at stream position `first`).
-void flush_run(const Tables& t, Workspace& ws, double* utr, double* uti, int64_t first) {
+void flush_run(Workspace& ws, double* utr, double* uti, int64_t first) {
   const int nh = static_cast<int>(ws.hq.size());
   const int np = (nh + L - 1) / L * L;
   const int rot = static_cast<int>(first % L);
   for (int part = 0; part < 2; ++part) {
-    double* acc = &ws.uacc[size_t(part) * np * L];
+    const double* acc = &ws.uacc[size_t(part) * np * L];
     double* out = part ? uti : utr;
     for (int q0 = 0; q0 < nh; q0 += L) {
       alignas(64) double tr[L][L];  // tr[lane][q - q0]
       transpose8(acc + size_t(q0) * L, L, &tr[0][0], L);
-      alignas(64) double x[L][L];
-      for (int m = 0; m < L; ++m)
-        std::memcpy(x[m], tr[(m + rot) % L], sizeof(double) * L);
+      v8 x[L];
+      for (int m = 0; m < L; ++m) x[m] = ld8(tr[(m + rot) % L]);
+      alignas(64) double sum[L];
+      st8(sum, ((x[0] + x[1]) + (x[2] + x[3])) + ((x[4] + x[5]) + (x[6] + x[7])));
       const int n = std::min(L, nh - q0);
-      for (int k = 0; k < n; ++k)
-        out[ws.hq[q0 + k]] += ((x[0][k] + x[1][k]) + (x[2][k] + x[3][k])) +
-                              ((x[4][k] + x[5][k]) + (x[6][k] + x[7][k]));
+      for (int k = 0; k < n; ++k) out[ws.hq[q0 + k]] += sum[k];
     }
   }
-  (void)t;
 }
 
 // Lane geometries of the group's neighbour stream (images of atoms [a0, a0 + cnt), atom by atom,
@@ -486,7 +507,7 @@ __attribute__((noinline)) void group_utot(const Shared& sh, Workspace& ws, int a
       if (key[l] != open_key) {  // a new run: reduce the open one, start this one
         if (open_key >= 0) {
           const int s = open_key / ne, e = open_key % ne;
-          flush_run(t, ws, &ws.utr[(size_t(s) * ne + e) * NU], &ws.uti[(size_t(s) * ne + e) * NU],
+          flush_run(ws, &ws.utr[(size_t(s) * ne + e) * NU], &ws.uti[(size_t(s) * ne + e) * NU],
                     open_first);
         }
         open_key = key[l];
@@ -506,7 +527,7 @@ __attribute__((noinline)) void group_utot(const Shared& sh, Workspace& ws, int a
   }
   if (open_key >= 0) {
     const int s = open_key / ne, e = open_key % ne;
-    flush_run(t, ws, &ws.utr[(size_t(s) * ne + e) * NU], &ws.uti[(size_t(s) * ne + e) * NU],
+    flush_run(ws, &ws.utr[(size_t(s) * ne + e) * NU], &ws.uti[(size_t(s) * ne + e) * NU],
               open_first);
   }
 
@@ -545,14 +566,14 @@ __attribute__((noinline)) void lane_group_rows(const Tables& t, Workspace& ws, i
       const int f = t.ufull_off[j] + t.half_full[ho + e];
       const v8 wt = splat(t.half_wt[ho + e]);
       const v8 u_r = ld8(&ws.ur[f * L]), u_i = ld8(&ws.ui[f * L]);
-      alignas(64) double vr[3][L], vi[3][L];
+      v8 vr[3], vi[3];
       for (int a = 0; a < 3; ++a) {
         const v8 a1 = wt * s1[a], a2 = wt * s2;
-        st8(vr[a], a1 * u_r + a2 * ld8(&ws.dur[(a * NU + f) * L]));
-        st8(vi[a], a1 * u_i + a2 * ld8(&ws.dui[(a * NU + f) * L]));
+        vr[a] = a1 * u_r + a2 * ld8(&ws.dur[(a * NU + f) * L]);
+        vi[a] = a1 * u_i + a2 * ld8(&ws.dui[(a * NU + f) * L]);
       }
-      interleave3(vr[0], vr[1], vr[2], dre + size_t(e) * ld);
-      interleave3(vi[0], vi[1], vi[2], dim + size_t(e) * ld);
+      interleave3v(vr[0], vr[1], vr[2], dre + size_t(e) * ld);
+      interleave3v(vi[0], vi[1], vi[2], dim + size_t(e) * ld);
     }
   }
 }
