@@ -67,6 +67,13 @@ def test_fitsnap_network_input_picks_the_nn_form(cu):
         == (16, "relu")
 
 
+def test_the_example_is_a_network_fit():
+    example = Path(__file__).resolve().parents[1] / "examples" / "nn_Cu_EMT" / "Cu_EMT_nn.in"
+    setup = prepare(example)
+    assert setup.form.name == "nn" and setup.model.hidden == [64, 64]
+    assert setup.model.export_problem() is None
+
+
 @pytest.mark.parametrize("override, match", [
     ("PYTORCH.layer_sizes=num_desc 16 2", r"\[PYTORCH\] layer_sizes: needs .* output size 1"),
     ("PYTORCH.layer_sizes=12 16 1", r"\[PYTORCH\] layer_sizes: the input size 12 is not the "
@@ -144,6 +151,27 @@ def test_lammps_runs_the_exported_network_as_the_predictor_predicts(which, reque
     assert csv[0] == "epoch,train_loss,val_loss,lr,seconds" and len(csv) == 4
 
 
+def test_metrics_rows_are_the_predictors_predictions(alloy_fit, cuag):
+    """The per-row predictions of the training code (metrics, parity plot) equal the exported
+    predictor's minus the reference: energy per atom, forces, stress in bar."""
+    from mpisnap.plugin_manager import build_registry, get_plugin_manager
+    from mpisnap.units import NKTV2P
+
+    res, _ = alloy_fit
+    reader = build_registry(get_plugin_manager(autoload=False)).get("readers", "JSON")
+    refs = reader.list_configs(str(cuag / "JSON"), "alloy")
+    lab, pred = res.shard.labels, res.shard.predictions
+    for k, ref in enumerate(sorted(refs, key=lambda r: r.name)[:4]):
+        c = reader.load(ref)
+        p = res.predictor().predict(c)
+        r = res.model.reference.compute(c)
+        row = lab["config"] == k
+        assert rel(pred[row & (lab["kind"] == 0)], (p.energy - r.energy) / c.natoms) < 1e-12
+        assert rel(pred[row & (lab["kind"] == 1)].reshape(-1, 3), p.forces - r.forces) < 1e-12
+        virial = -p.stress * c.volume - r.virial
+        assert rel(pred[row & (lab["kind"] == 2)], virial * NKTV2P / c.volume) < 1e-10
+
+
 def test_forces_and_stress_are_derivatives_of_the_energy(alloy_fit):
     res, _ = alloy_fit
     calc = mpisnap.Calculator(res.predictor())
@@ -203,7 +231,8 @@ def test_float32_on_request(cu):
     assert l32 != l64 and np.allclose(l32, l64, rtol=1e-4)
 
 
-def test_early_stopping_keeps_the_best_network(cu):
+def test_early_stopping_keeps_the_best_network(cu, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # (a checkpoint every save_freq = 10 epochs goes here)
     res = mpisnap.fit(cu_input(cu, num_epochs=40, learning_rate=0.5, validation_fraction=0.25,
                                early_stopping=2), write=False, threads=1)
     info = res.solve_info

@@ -494,6 +494,8 @@ def _train(model, comm, setup, pl, timer) -> FitResult:
                  else standardisation(comm, model, items))
         standardise(model, items, scale, dtype)
     mine = {it.index: it for it in items}
+    data_bytes = sum(t.numel() * t.element_size() for it in items
+                     for t in (it.x, it.el, it.pj, it.dxdr, it.rij, it.f, it.s) if t is not None)
 
     # the mean target energy per atom starts the output biases
     fit_e = [it.e for it in items if not it.test and not it.val and it.e is not None]
@@ -506,6 +508,29 @@ def _train(model, comm, setup, pl, timer) -> FitResult:
         p.grad = torch.zeros_like(p)
     opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
     optimizer = opt_cls[pt.optimizer](params, lr=pt.learning_rate, weight_decay=pt.weight_decay)
+
+    def gradient(batch) -> float:
+        """The batch's loss (sum over ranks) with its gradient in the parameters' ``grad``:
+        each rank its own configurations, 16 at a time, then summed over ranks in rank order."""
+        bc = tuple(sum(counts[int(i)][k] for i in batch) for k in range(3))
+        local = [mine[int(i)] for i in batch if int(i) in mine]
+        for p in params:
+            p.grad.zero_()
+        lval = 0.0
+        for k in range(0, len(local), 16):
+            loss = batch_loss(members, local[k:k + 16], nnets, bc)
+            if loss.requires_grad:
+                loss.backward()
+            lval += float(loss.detach())
+        if comm.size > 1:
+            flat = torch.cat([p.grad.reshape(-1).double() for p in params]).numpy()
+            tot = _rank_sum(comm, np.append(flat, lval))
+            lval = float(tot[-1])
+            k = 0
+            for p in params:
+                p.grad.copy_(torch.from_numpy(tot[k:k + p.numel()]).view_as(p))
+                k += p.numel()
+        return lval
     scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=pt.scheduler_factor, patience=pt.scheduler_patience)
         if pt.scheduler == "plateau" else None)
@@ -549,27 +574,8 @@ def _train(model, comm, setup, pl, timer) -> FitResult:
                      if pt.shuffle_flag else fit_idx)
             total = 0.0
             for b in range(nbatch):
-                batch = order[b * pt.batch_size:(b + 1) * pt.batch_size]
-                bc = tuple(sum(counts[int(i)][k] for i in batch) for k in range(3))
-                local = [mine[int(i)] for i in batch if int(i) in mine]
-                for p in params:
-                    p.grad.zero_()
-                lval = 0.0
-                if local:
-                    loss = batch_loss(members, local, nnets, bc)
-                    if loss.requires_grad:
-                        loss.backward()
-                    lval = float(loss.detach())
-                if comm.size > 1:
-                    flat = torch.cat([p.grad.reshape(-1).double() for p in params]).numpy()
-                    tot = _rank_sum(comm, np.append(flat, lval))
-                    lval = float(tot[-1])
-                    k = 0
-                    for p in params:
-                        p.grad.copy_(torch.from_numpy(tot[k:k + p.numel()]).view_as(p))
-                        k += p.numel()
+                total += gradient(order[b * pt.batch_size:(b + 1) * pt.batch_size])
                 optimizer.step()
-                total += lval
             train_loss = total / nbatch
             if not math.isfinite(train_loss):  # the same global number on every rank
                 raise FitError(f"[PYTORCH] learning_rate: the training diverged (loss "
@@ -627,7 +633,9 @@ def _train(model, comm, setup, pl, timer) -> FitResult:
     info = {"epochs": int(done), "loss": history[-1]["train_loss"] if history else math.nan,
             "dtype": model.dtype, "ensemble": model.ensemble,
             "parameters": int(sum(p.numel() for p in members[0].parameters())),
-            "early_stop": bool(stopped)}
+            "early_stop": bool(stopped),
+            "data_bytes_per_rank": int(max(comm.allgather(data_bytes)) if comm.size > 1
+                                       else data_bytes)}
     if val:
         info["best_validation_loss"] = best
     problem = model.export_problem()

@@ -1,0 +1,411 @@
+#!/usr/bin/env python
+"""Benchmarks of the ``nn`` model form (neural-network SNAP). Each measurement runs in its own
+process (one thread per process, ``OMP_NUM_THREADS=1``); the baseline of every ratio runs in the
+same invocation, alternating with the candidate, and medians are reported.
+
+    python scripts/bench_nn.py epoch  [--fitsnap DIR] [--epochs 3] [--repeats 3]
+        time per epoch against FitSNAP's PyTorch solver on the same data and architecture
+        (FitSNAP's Ta_PyTorch_NN settings: twojmax 6, layers 64-64, batch 4; FitSNAP's float32
+        and mpisnap's float64 and float32). ``DIR``: FitSNAP installed with ``pip install
+        --target DIR --no-deps fitsnap3 pandas psutil tabulate scikit-learn pyyaml joblib
+        python-dateutil pytz tzdata six`` (run through four API shims for today's torch and
+        LAMMPS, see ``_FITSNAP_SHIMS``)
+    python scripts/bench_nn.py ranks  [--batch 32] [--epochs 3] [--repeats 3]
+        1 against 2 MPI ranks at a batch of >= 32 configurations
+    python scripts/bench_nn.py memory
+        stored training data per configuration, atom and neighbour; projection to 330,000
+        configurations
+    python scripts/bench_nn.py accuracy [--epochs 300] [--inp-configs 300]
+        test force RMSE of NN against linear SNAP (same descriptors) on the bundled example and
+        a subset of the InP data
+    python scripts/bench_nn.py lammps [--atoms 2048] [--steps 50]
+        LAMMPS time per atom-step of the exported network (pair_style mliap model nn) against
+        linear SNAP (pair_style snap) with the same descriptors
+
+Data: the bundled Cu EMT example (124 configurations, 20-107 atoms; all used for training in the
+``epoch``/``ranks`` runs so that FitSNAP has no validation pass) and, for accuracy, the InP data.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "Cu_EMT" / "Cu_EMT.in"
+NN_EXAMPLE = ROOT / "examples" / "nn_Cu_EMT" / "Cu_EMT_nn.in"
+INP = ROOT.parent / "shared" / "data" / "InP_JPCA2020" / "InP-example.in"
+MPIEXEC = str(Path(sys.executable).parent / "mpiexec")
+GROUPS = ("Strain", "Shear", "Displaced", "Vacancy", "Surface", "MD")
+
+# FitSNAP 3.1.0.4 (2023) with torch >= 2.2 and LAMMPS 2025: API shims, nothing else changed.
+_FITSNAP_SHIMS = textwrap.dedent('''
+    import runpy, sys
+    import numpy as np, torch, lammps, lammps.numpy_wrapper as nw
+    _R = torch.optim.lr_scheduler.ReduceLROnPlateau
+    class _Plateau(_R):                      # torch removed the `verbose` argument
+        def __init__(self, *a, verbose=None, **k):
+            super().__init__(*a, **k)
+    torch.optim.lr_scheduler.ReduceLROnPlateau = _Plateau
+    _create = lammps.lammps.create_atoms
+    def _create_atoms(self, n, id=None, type=None, x=None, **kw):   # renamed arguments
+        return _create(self, n, id, type, x, **kw)
+    lammps.lammps.create_atoms = _create_atoms
+    _command = lammps.lammps.command
+    def _flags(self, cmd):                   # LAMMPS wants 0/1 where FitSNAP writes True/False
+        return _command(self, " ".join({"True": "1", "False": "0"}.get(w, w) for w in cmd.split()))
+    lammps.lammps.command = _flags
+    def _iarray(self, name, nelem, dim=1):   # removed numpy helpers
+        return np.asarray(self.extract_atom(name))[:nelem].reshape(nelem, dim)
+    def _darray(self, name, nelem, dim=1):
+        a = np.asarray(self.extract_atom(name))[:nelem]
+        return a.reshape(nelem, dim) if dim > 1 else a.reshape(nelem)
+    nw.numpy_wrapper.extract_atom_iarray = _iarray
+    nw.numpy_wrapper.extract_atom_darray = _darray
+    sys.argv = ["fitsnap3", sys.argv[1]]
+    try:
+        runpy.run_module("fitsnap3", run_name="__main__")
+    except RuntimeError as exc:              # its evaluation after training fails on torch 2.x
+        print("FitSNAP after training:", exc)
+''')
+
+
+def _cu_input(folder: Path, *, epochs: int, batch: int, layers: str = "64 64",
+              lr: float = 1.5e-4, dtype: int | None = None, extra: dict | None = None,
+              fitsnap: bool = False) -> Path:
+    """The Cu example as a FitSNAP neural-network input (every configuration trains); FitSNAP
+    needs a ``[REFERENCE]`` section (``zero``, no energy), mpisnap none."""
+    py = {"layer_sizes": f"num_desc {layers} 1", "learning_rate": lr, "num_epochs": epochs,
+          "batch_size": batch, "save_state_output": "state.pt", "energy_weight": 1e-2,
+          "force_weight": 1.0, "save_freq": 100000}
+    if dtype:
+        py["dtype_setting"] = dtype
+    py.update(extra or {})
+    text = textwrap.dedent(f"""\
+        [BISPECTRUM]
+        numTypes = 1
+        type = Cu
+        twojmax = 6
+        rcutfac = 4.8
+        rfac0 = 0.99363
+        rmin0 = 0.0
+        wj = 1.0
+        radelem = 0.5
+        wselfallflag = 0
+        chemflag = 0
+        bzeroflag = 0
+        quadraticflag = 0
+        bikflag = 1
+        dgradflag = 1
+
+        [CALCULATOR]
+        calculator = LAMMPSSNAP
+        energy = 1
+        per_atom_energy = 1
+        force = 1
+        stress = 0
+        nonlinear = 1
+
+        [ESHIFT]
+        Cu = 0.0
+
+        [SOLVER]
+        solver = PYTORCH
+
+        [SCRAPER]
+        scraper = JSON
+
+        [PATH]
+        dataPath = {EXAMPLE.parent / "JSON"}
+
+        [OUTFILE]
+        metrics = bench_metrics.md
+        potential = bench_pot
+
+        {"[REFERENCE]" if fitsnap else ""}
+        {"units = metal" if fitsnap else ""}
+        {"atom_style = atomic" if fitsnap else ""}
+        {"pair_style = zero 10.0" if fitsnap else ""}
+        {"pair_coeff = * *" if fitsnap else ""}
+
+        [MEMORY]
+        override = 0
+
+        [GROUPS]
+        group_sections = name training_size testing_size eweight fweight vweight
+        group_types = str float float float float float
+        smartweights = 0
+        random_sampling = 0
+        """) + "".join(f"{g} = 1.0 0.0 1.0 1.0 1.0e-8\n" for g in GROUPS)
+    text += "\n[PYTORCH]\n" + "".join(f"{k} = {v}\n" for k, v in py.items())
+    path = folder / "bench.in"
+    path.write_text(text)
+    return path
+
+
+def _mpisnap_run(inp: Path, nranks: int = 1, overrides=()) -> dict:
+    """One fit in fresh processes: per-epoch seconds (rank 0), stored bytes, peak RSS (MiB)."""
+    code = textwrap.dedent(f"""
+        import json, sys, time
+        import mpisnap
+        from mpisnap.comm import world
+        comm = world()
+        t0 = time.perf_counter()
+        r = mpisnap.fit({str(inp)!r}, overrides={list(overrides)!r}, write=False, threads=1,
+                        comm=comm)
+        if comm.rank == 0:
+            print("RESULT", json.dumps({{"seconds": [h["seconds"] for h in r.model.history],
+                  "loss": [h["train_loss"] for h in r.model.history],
+                  "bytes": r.solve_info["data_bytes_per_rank"],
+                  "timings": r.timings, "wall": time.perf_counter() - t0}}))
+    """)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = ["/usr/bin/time", "-f", "MAXRSS %M", sys.executable, "-c", code]
+    if nranks > 1:
+        cmd = [MPIEXEC, "-n", str(nranks)] + cmd
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=7200,
+                       cwd=inp.parent)
+    if p.returncode:
+        raise SystemExit(p.stderr[-3000:])
+    line = next(ln for ln in p.stdout.splitlines() if ln.startswith("RESULT "))
+    out = json.loads(line[len("RESULT "):])
+    out["rss"] = max(int(x) for x in re.findall(r"MAXRSS (\d+)", p.stderr)) / 1024
+    return out
+
+
+def _fitsnap_run(inp: Path, fitsnap: str) -> dict:
+    """FitSNAP's per-epoch seconds (its own 'Time (s)' column) and peak RSS (MiB)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=fitsnap + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    t0 = time.perf_counter()
+    p = subprocess.run(["/usr/bin/time", "-f", "MAXRSS %M", sys.executable, "-c",
+                        _FITSNAP_SHIMS, inp.name], env=env, capture_output=True, text=True,
+                       timeout=7200, cwd=inp.parent)
+    wall = time.perf_counter() - t0
+    rss = max(int(x) for x in re.findall(r"MAXRSS (\d+)", p.stderr)) / 1024
+    seconds, loss, descriptors = [], [], None
+    for ln in p.stdout.splitlines():
+        w = ln.split()
+        if len(w) == 4 and w[0].isdigit():
+            seconds.append(float(w[3]))
+            loss.append(float(w[1]))
+        if "'process_configs' took" in ln:
+            descriptors = float(w[w.index("took") + 1]) / 1000
+    if not seconds:
+        raise SystemExit("FitSNAP did not train:\n" + p.stdout[-2000:] + p.stderr[-2000:])
+    return {"seconds": seconds, "loss": loss, "wall": wall, "descriptors": descriptors,
+            "rss": rss}
+
+
+def _median_epoch(run: dict) -> float:
+    s = run["seconds"][1:] or run["seconds"]  # the first epoch warms up
+    return statistics.median(s)
+
+
+def bench_epoch(args) -> None:
+    rows = {"FitSNAP (float32)": [], "mpisnap float64": [], "mpisnap float32": []}
+    extra = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for k in range(args.repeats):
+            for name, dtype in (("mpisnap float64", 2), ("mpisnap float32", 1)):
+                d = tmp / f"{k}{dtype}"
+                d.mkdir()
+                r = _mpisnap_run(_cu_input(d, epochs=args.epochs, batch=4, dtype=dtype))
+                rows[name].append(_median_epoch(r))
+                extra.setdefault(name, r)
+            if args.fitsnap:
+                d = tmp / f"{k}fs"
+                d.mkdir()
+                r = _fitsnap_run(_cu_input(d, epochs=args.epochs, batch=4, fitsnap=True),
+                                 args.fitsnap)
+                rows["FitSNAP (float32)"].append(_median_epoch(r))
+                extra.setdefault("FitSNAP (float32)", r)
+    base = statistics.median(rows["FitSNAP (float32)"]) if rows["FitSNAP (float32)"] else None
+    print(f"Cu example, 124 configurations, twojmax 6, 64-64 tanh, batch 4, 1 thread; medians "
+          f"of {args.repeats} runs of {args.epochs} epochs (load {os.getloadavg()[0]:.1f})")
+    print("| code | s/epoch | vs FitSNAP | descriptors (s) | peak RSS (MiB) |")
+    print("|---|---:|---:|---:|---:|")
+    for name, vals in rows.items():
+        if not vals:
+            continue
+        t = statistics.median(vals)
+        r = extra[name]
+        desc = r.get("descriptors") or r.get("timings", {}).get("descriptors", float("nan"))
+        ratio = f"{base / t:.1f}x" if base else "-"
+        print(f"| {name} | {t:.3f} | {ratio} | {desc:.1f} | {r['rss']:.0f} |")
+
+
+def bench_ranks(args) -> None:
+    times = {1: [], 2: []}
+    loss = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for k in range(args.repeats):
+            for n in (1, 2):
+                d = tmp / f"{k}_{n}"
+                d.mkdir()
+                r = _mpisnap_run(_cu_input(d, epochs=args.epochs, batch=args.batch, lr=1e-3), n)
+                times[n].append(_median_epoch(r))
+                loss[n] = r["loss"]
+    t1, t2 = statistics.median(times[1]), statistics.median(times[2])
+    print(f"Cu example, 64-64 tanh, batch {args.batch}, float64, 1 thread per rank; medians of "
+          f"{args.repeats} (load {os.getloadavg()[0]:.1f})")
+    print("| ranks | s/epoch | speed-up |\n|---:|---:|---:|")
+    print(f"| 1 | {t1:.3f} | 1.00x |\n| 2 | {t2:.3f} | {t1 / t2:.2f}x |")
+    print("loss after the last epoch, 1 vs 2 ranks:", loss[1][-1], loss[2][-1])
+
+
+def bench_memory(args) -> None:
+    from mpisnap import Descriptor
+    from mpisnap.settings import load_settings
+    from mpisnap.plugin_manager import build_registry, get_plugin_manager
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for dtype in (2, 1):
+            inp = _cu_input(Path(tmp), epochs=1, batch=4, dtype=dtype)
+            r = _mpisnap_run(inp)
+            s = load_settings(inp)
+            reader = build_registry(get_plugin_manager(False)).get("readers", "JSON")
+            d = Descriptor(type=["Cu"], twojmax=6, rcutfac=4.8, radelem=0.5)
+            natoms = npairs = nconf = 0
+            for g in s.groups:
+                for ref in reader.list_configs(s.data_path, g.name):
+                    c = reader.load(ref)
+                    res = d.compute(positions=c.positions, cell=c.cell, pbc=c.pbc,
+                                    symbols=c.symbols, forces=False, virial=False, pairs=True)
+                    natoms += c.natoms
+                    npairs += len(res.pairs.i)
+                    nconf += 1
+            b = r["bytes"]
+            print(f"{'float64' if dtype == 2 else 'float32'}: {b / 2**20:.1f} MiB for {nconf} "
+                  f"configurations ({natoms} atoms, {npairs} neighbour images, K = 30): "
+                  f"{b / nconf / 1024:.0f} KiB per configuration, {b / natoms / 1024:.1f} KiB "
+                  f"per atom, {b / npairs:.0f} B per neighbour image; peak RSS {r['rss']:.0f} MiB")
+            per_atom = b / natoms
+            for atoms, ranks in ((50, 64), (50, 256), (50, 1024)):
+                total = 330_000 * atoms * per_atom
+                print(f"  330,000 configurations of {atoms} atoms: {total / 2**30:.0f} GiB in all, "
+                      f"{total / ranks / 2**30:.2f} GiB per rank on {ranks} ranks")
+
+
+def bench_accuracy(args) -> None:
+    import mpisnap
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        lin = mpisnap.fit(EXAMPLE, write=False)
+        out["example linear"] = lin.metric("*ALL", "Unweighted", "Testing", "Force").rmse
+        nn = mpisnap.fit(NN_EXAMPLE, write=False,
+                         overrides=[f"PYTORCH.num_epochs={args.epochs}"] if args.epochs else [])
+        out["example nn"] = nn.metric("*ALL", "Unweighted", "Testing", "Force").rmse
+        epochs = nn.solve_info["epochs"]
+        if INP.exists() and args.inp_configs:
+            from mpisnap.settings import load_settings
+
+            s = load_settings(INP)
+            frac = min(1.0, args.inp_configs / 1894)
+            groups = [f"GROUPS.{g.name}={frac * 0.8:.4f} {frac * 0.2:.4f} {g.eweight} "
+                      f"{g.fweight} {g.vweight}" for g in s.groups]
+            common = ["BISPECTRUM.chemflag=0", "BISPECTRUM.bnormflag=0", *groups]
+            lin = mpisnap.fit(INP, write=False, overrides=common)
+            out["InP linear"] = lin.metric("*ALL", "Unweighted", "Testing", "Force").rmse
+            nn = mpisnap.fit(INP, write=False, threads=1, overrides=common + [
+                "CALCULATOR.nonlinear=1", "SOLVER.solver=PYTORCH",
+                "PYTORCH.layer_sizes=num_desc 64 64 1", f"PYTORCH.num_epochs={args.inp_epochs}",
+                "PYTORCH.learning_rate=2e-3", "PYTORCH.batch_size=8",
+                f"PYTORCH.save_state_output={tmp}/s.pt"])
+            out["InP nn"] = nn.metric("*ALL", "Unweighted", "Testing", "Force").rmse
+    print(f"test force RMSE (eV/Å), NN {epochs} epochs on the example, {args.inp_epochs} on "
+          f"{args.inp_configs} InP configurations")
+    print("| data | linear SNAP | NN SNAP | linear / NN |\n|---|---:|---:|---:|")
+    for data in ("example", "InP"):
+        if f"{data} nn" in out:
+            a, b = out[f"{data} linear"], out[f"{data} nn"]
+            print(f"| {data} | {a:.4f} | {b:.4f} | {a / b:.2f}x |")
+
+
+def bench_lammps(args) -> None:
+    import numpy as np
+    from ase.build import bulk
+
+    import mpisnap
+    from mpisnap.lammps_bridge import commands, new_instance
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        mpisnap.fit(NN_EXAMPLE, output_dir=tmp / "nn", threads=1,
+                    overrides=["PYTORCH.num_epochs=2"])
+        mpisnap.fit(EXAMPLE, output_dir=tmp / "lin")
+        n = round((args.atoms / 4) ** (1 / 3))
+        at = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(n)
+        at.rattle(0.05, seed=1)
+        data = tmp / "cu.data"
+        from ase.io import write
+
+        write(data, at, format="lammps-data")
+        times = {}
+        for name, folder, mod in (("linear SNAP (pair_style snap)", tmp / "lin",
+                                   "Cu_EMT_pot.mod"),
+                                  ("NN (pair_style mliap model nn)", tmp / "nn",
+                                   "Cu_EMT_nn_pot.mod")):
+            vals = []
+            for _ in range(args.repeats):
+                lmp = new_instance()
+                cwd = os.getcwd()
+                try:
+                    os.chdir(folder)
+                    commands(lmp, ["units metal", "atom_style atomic", f"read_data {data}",
+                                   "mass 1 63.546", f"include {mod}",
+                                   "velocity all create 300 1", "fix 1 all nve",
+                                   "thermo 1000", "run 5"])
+                    t0 = time.perf_counter()
+                    commands(lmp, [f"run {args.steps}"])
+                    vals.append((time.perf_counter() - t0) / args.steps / len(at))
+                finally:
+                    os.chdir(cwd)
+                    lmp.close()
+            times[name] = statistics.median(vals)
+        print(f"LAMMPS {len(at)} atoms fcc Cu, {args.steps} NVE steps, 1 process, medians of "
+              f"{args.repeats} (load {os.getloadavg()[0]:.1f})")
+        print("| pair style | µs per atom-step | vs linear |\n|---|---:|---:|")
+        base = times["linear SNAP (pair_style snap)"]
+        for name, t in times.items():
+            print(f"| {name} | {t * 1e6:.1f} | {t / base:.2f}x |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="what", required=True)
+    e = sub.add_parser("epoch")
+    e.add_argument("--fitsnap", default=None)
+    e.add_argument("--epochs", type=int, default=3)
+    e.add_argument("--repeats", type=int, default=3)
+    r = sub.add_parser("ranks")
+    r.add_argument("--batch", type=int, default=32)
+    r.add_argument("--epochs", type=int, default=3)
+    r.add_argument("--repeats", type=int, default=3)
+    sub.add_parser("memory")
+    a = sub.add_parser("accuracy")
+    a.add_argument("--epochs", type=int, default=None, help="default: the example's")
+    a.add_argument("--inp-epochs", type=int, default=100)
+    a.add_argument("--inp-configs", type=int, default=300)
+    lm = sub.add_parser("lammps")
+    lm.add_argument("--atoms", type=int, default=2048)
+    lm.add_argument("--steps", type=int, default=50)
+    lm.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    {"epoch": bench_epoch, "ranks": bench_ranks, "memory": bench_memory,
+     "accuracy": bench_accuracy, "lammps": bench_lammps}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
