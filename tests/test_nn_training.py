@@ -232,7 +232,7 @@ def test_float32_on_request(cu):
 
 
 def test_early_stopping_keeps_the_best_network(cu, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # (a checkpoint every save_freq = 10 epochs goes here)
+    monkeypatch.chdir(tmp_path)
     res = mpisnap.fit(cu_input(cu, num_epochs=40, learning_rate=0.5, validation_fraction=0.25,
                                early_stopping=2), write=False, threads=1)
     info = res.solve_info

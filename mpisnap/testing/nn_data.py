@@ -105,12 +105,13 @@ def nn_input(path, elements: Sequence[str], groups: dict[str, str], *, twojmax: 
     """A FitSNAP neural-network input (``[CALCULATOR] nonlinear = 1``, ``per_atom_energy = 1``,
     ``[BISPECTRUM] bikflag/dgradflag = 1``, ``[SOLVER] solver = PYTORCH``) at ``path``.
     ``groups``: name -> the group line after the name (``training_size testing_size eweight
-    fweight vweight``); ``pytorch``: ``[PYTORCH]`` keys; ``reference``: ``[REFERENCE]`` lines."""
+    fweight vweight``); ``pytorch``: ``[PYTORCH]`` keys (no periodic checkpoint unless
+    ``save_freq`` is given); ``reference``: ``[REFERENCE]`` lines."""
     nel = len(elements)
     radelem = radelem or [0.5] * nel
     wj = wj or [1.0] * nel
     py = {"layer_sizes": "num_desc 16 16 1", "learning_rate": 5e-3, "num_epochs": 5,
-          "batch_size": 4, "save_state_output": "nn_state.pt"}
+          "batch_size": 4, "save_state_output": "nn_state.pt", "save_freq": 100000}
     py.update(pytorch or {})
     lines = ["[BISPECTRUM]", f"numTypes = {nel}", f"type = {' '.join(elements)}",
              f"twojmax = {twojmax}", f"rcutfac = {rcutfac}", "rfac0 = 0.99363", "rmin0 = 0.0",
