@@ -890,11 +890,6 @@ __attribute__((noinline)) void compute_db(const Tables& t, Workspace& ws, const 
     for (int64_t gr = g0 / L * L; gr < g1; gr += RVL) {
       const int nv = static_cast<int>((std::min<int64_t>(gr + RVL, g1) - gr + L - 1) / L);
       const double* drow = &ws.D[gr - ws.Dbase];
-      if (gr + RVL < g1)  // the next chunk's rows, while this one is computed
-        for (int e = 0; e < 2 * t.H; ++e) {
-          __builtin_prefetch(drow + size_t(e) * ld + RVL);
-          __builtin_prefetch(drow + size_t(e) * ld + RVL + L);
-        }
       for (int jj = 0; jj <= t.J; ++jj) {
         const int E = 2 * t.half_n[jj], u0 = t.zu_blk[jj], nu_ = t.zu_blk[jj + 1] - u0;
         const double* d = drow + size_t(2) * t.half_off[jj] * ld;
