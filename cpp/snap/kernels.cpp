@@ -826,11 +826,17 @@ __attribute__((noinline)) void sink_rows(const RowSink& k, const double* G, int6
     const int64_t rl = row - 3 * k.s0, n = rl / 3;
     const int a = static_cast<int>(rl - 3 * n);
     const double* x = T + (row - gr) * ncp;
-    if (k.kept) std::memcpy(k.kept + rl * nc, x, sizeof(double) * nc);
+    if (k.kept) {
+      double* kept = k.kept + rl * nc;
+#pragma omp simd
+      for (int q = 0; q < nc; ++q) kept[q] = x[q];
+    }
     if (!sh.direct) continue;
     const int m = sh.nl->owner[k.b + n];
     if (m == k.i) {
-      std::memcpy(&k.ws->gself[(size_t(k.ws->selfslot[n]) * 3 + a) * ncp], x, sizeof(double) * nc);
+      double* self = &k.ws->gself[(size_t(k.ws->selfslot[n]) * 3 + a) * ncp];
+#pragma omp simd
+      for (int q = 0; q < nc; ++q) self[q] = x[q];
       continue;
     }
     double* Fr = F.data + (3 * int64_t(m) + a) * F.row_stride + k.ti * F.type_stride;
