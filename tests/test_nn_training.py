@@ -201,24 +201,49 @@ def test_forces_and_stress_are_derivatives_of_the_energy(alloy_fit):
 
 # -- training --------------------------------------------------------------------------------------
 
-def test_checkpoints_resume_exactly(cu, tmp_path, monkeypatch):
-    """Epochs 0-1, a periodic checkpoint, then epochs 2-3 from it == epochs 0-3 in one go."""
-    monkeypatch.chdir(tmp_path)
-    whole = mpisnap.fit(cu_input(cu, "a.in", num_epochs=4, save_freq=2,
-                                 save_state_output=tmp_path / "ck.pt"), write=False, threads=1)
-    assert (tmp_path / "ck.pt").is_file()  # written after epoch 2 (of 4)
-    resumed = mpisnap.fit(cu_input(cu, "b.in", num_epochs=4, save_state_input=tmp_path / "ck.pt",
+def test_checkpoints_go_to_the_output_folder_and_resume_exactly(cu, tmp_path, monkeypatch):
+    """Periodic checkpoints land in the fit's output folder (nothing in the working folder);
+    epochs 2-3 from the epoch-2 checkpoint == epochs 0-3 in one go; write=False writes none."""
+    from mpisnap.plugins.nn import training
+
+    work, out = tmp_path / "work", tmp_path / "out"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    saved, real = [], training._checkpoint
+
+    def spy(output_dir, name, state):
+        path = real(output_dir, name, state)
+        copy = tmp_path / f"ck{state['epoch']}.pt"
+        copy.write_bytes(Path(path).read_bytes())
+        saved.append((path, state["epoch"]))
+        return path
+
+    monkeypatch.setattr(training, "_checkpoint", spy)
+    whole = mpisnap.fit(cu_input(cu, "a.in", num_epochs=4, save_freq=2, save_state_output="ck.pt"),
+                        output_dir=out, threads=1)
+    assert saved == [(str(out / "ck.pt"), 2)]  # after epoch 2 of 4 (not after the last)
+    assert list(work.iterdir()) == []
+    assert (out / "ck.pt").is_file() and str(out / "ck.pt") in whole.files  # the final state
+    resumed = mpisnap.fit(cu_input(cu, "b.in", num_epochs=4, save_state_input=tmp_path / "ck2.pt",
                                    save_state_output=tmp_path / "other.pt"),
                           write=False, threads=1)
     assert np.array_equal(resumed.coefficients, whole.coefficients)
     assert [h["train_loss"] for h in resumed.model.history] == \
         [h["train_loss"] for h in whole.model.history]
-    with pytest.raises(FitError, match=r"save_state_input: .*ck\.pt was trained with a different "
+    assert len(saved) == 1 and list(work.iterdir()) == [] and not (tmp_path / "other.pt").exists()
+    with pytest.raises(FitError, match=r"save_state_input: .*ck2\.pt was trained with a different "
                                        r"hidden \(hidden=\[16, 16\]\)"):
-        mpisnap.fit(cu_input(cu, "c.in", num_epochs=4, save_state_input=tmp_path / "ck.pt",
+        mpisnap.fit(cu_input(cu, "c.in", num_epochs=4, save_state_input=tmp_path / "ck2.pt",
                              layer_sizes="num_desc 8 1"), write=False, threads=1)
     with pytest.raises(FitError, match=r"save_state_input: .*nowhere\.pt not found"):
         mpisnap.fit(cu_input(cu, "d.in", save_state_input=tmp_path / "nowhere.pt"), write=False)
+
+
+def test_progress_bar_only_when_asked(cu, capsys):
+    mpisnap.fit(cu_input(cu, num_epochs=1), write=False, threads=1, progress=True)
+    assert "nn training" in capsys.readouterr().err
+    mpisnap.fit(cu_input(cu, num_epochs=1), write=False, threads=1)
+    assert "nn training" not in capsys.readouterr().err
 
 
 def test_float32_on_request(cu):
@@ -264,7 +289,8 @@ def test_student_recovers_the_cu_network(tmp_path):
 # -- errors and imports ----------------------------------------------------------------------------
 
 def test_streaming_and_unexportable_activations(cu, tmp_path, caplog):
-    with pytest.raises(FitError, match=r"^\[MEMORY\] stream: .*not supported for neural"):
+    with pytest.raises(FitError, match=r"^cu\.in: \[MEMORY\] stream: model form 'nn' keeps "
+                                       r"its training data in memory; streaming is not "):
         mpisnap.fit(cu_input(cu), overrides=["MEMORY.stream=1"], write=False)
     res = mpisnap.fit(cu_input(cu, num_epochs=1, activation="softplus"), output_dir=tmp_path,
                       threads=1)
@@ -292,3 +318,37 @@ def test_training_fraction_splits_all_configurations(cu):
     assert (e_train, e_test) == (5, 5)  # of the 10 (the group's own split was 8 + 2)
     table = json.loads(json.dumps(res.solve_info))  # plain values for the run log
     assert table["epochs"] == 1
+
+
+@pytest.mark.parametrize("how, match", [
+    ({"store": "s.h5"}, r"^--store: the descriptor store holds linear design rows; model form "
+                        r"'nn' \(nonlinear\) cannot use one \(drop --store\)$"),
+    ({"from_store": "s.h5"}, r"^--from-store: .* model form 'nn' .*\(drop --from-store\)$"),
+    ({"overrides": ["MEMORY.stream=1"]}, r"^cu\.in: \[MEMORY\] stream: model form 'nn' .*"
+                                         r"\(set stream = 0\)$"),
+])
+def test_linear_only_options_are_refused_before_any_work(cu, tmp_path, monkeypatch, how, match):
+    """Refused before any data is read or file written (the descriptors are never computed)."""
+    from mpisnap.plugins.nn import training
+
+    def never(*a, **k):
+        raise AssertionError("configurations were read")
+
+    monkeypatch.setattr(training, "load_items", never)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FitError, match=match):
+        mpisnap.fit(cu_input(cu), output_dir=tmp_path / "out", **how)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_refuses_store_for_networks(cu, tmp_path):
+    inp = cu_input(cu)
+    for opt in (["--store", "s.h5"], ["--from-store", "s.h5"], ["--set", "MEMORY.stream=1"]):
+        p = subprocess.run([sys.executable, "-m", "mpisnap", "fit", str(inp), "--output-dir",
+                            "out", *opt], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=120)
+        assert p.returncode == 2, p.stderr
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1 and (opt[0] if opt[0] != "--set" else "[MEMORY] stream") \
+            in lines[0], p.stderr
+        assert list(tmp_path.iterdir()) == []

@@ -51,11 +51,19 @@ def fit(source, *, overrides: Sequence[str] = (), output_dir: str | os.PathLike 
             agree(comm, check_targets, comm.rank, output_dir if write else False, store)
             setup = agree(comm, prepare, source, overrides, plugins, autoload, nthreads)
         stream = bool(setup.settings.memory.stream)
+        nonlinear = setup.form is not None and setup.form.kind == "nonlinear"
+        if nonlinear:
+            _refuse_linear_only(setup, store, from_store)
         if stream and (store is not None or from_store is not None):
             raise FitError("[MEMORY] stream: the descriptor store needs the rows; use one or "
                            "the other")
         show = progress and comm.rank == 0
-        if setup.form is not None and setup.form.kind == "nonlinear":
+        if nonlinear:
+            # a model that trains itself writes its own checkpoints there (rank 0) and shows
+            # its own progress bar
+            setup.output_dir = (os.path.abspath(output_dir if output_dir is not None
+                                                else os.getcwd()) if write else None)
+            setup.progress = show
             result = train_nonlinear(comm, setup, timer)
         elif from_store is not None:
             result = refit_from_store(comm, setup, from_store, timer)
@@ -65,6 +73,20 @@ def fit(source, *, overrides: Sequence[str] = (), output_dir: str | os.PathLike 
             result = fit_in_memory(comm, setup, timer, progress=show, store=store)
         result.thread_pools = dict(pools, core=nthreads)
         return finish(comm, result, setup, timer, t_start, write, output_dir)
+
+
+def _refuse_linear_only(setup: Setup, store, from_store) -> None:
+    """Options that work on the linear design rows are one-line errors for a nonlinear model
+    form (every rank decides the same; before any data is read or file written)."""
+    name = setup.form.name
+    for given, option in ((store, "--store"), (from_store, "--from-store")):
+        if given is not None:
+            raise FitError(f"{option}: the descriptor store holds linear design rows; model form "
+                           f"{name!r} ({setup.form.kind}) cannot use one (drop {option})")
+    if setup.settings.memory.stream:
+        src = os.path.basename(setup.settings.source or "") or "settings"
+        raise FitError(f"{src}: [MEMORY] stream: model form {name!r} keeps its training data in "
+                       f"memory; streaming is not supported for it (set stream = 0)")
 
 
 def _linear_result(setup: Setup, sol, coef, metrics, rows, timer: Timer) -> FitResult:

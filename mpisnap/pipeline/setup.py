@@ -18,7 +18,10 @@ __all__ = ["Setup", "prepare", "check_targets"]
 class Setup:
     """What a fit is made of, assembled by :func:`prepare` before any data is read: the
     settings, the plugin registry and the chosen model (built), solver, reader and reference
-    potential (built; None without ``[REFERENCE]``), and the model-form record."""
+    potential (built; None without ``[REFERENCE]``), and the model-form record. For a model that
+    trains itself, :func:`~mpisnap.pipeline.fit` also sets ``output_dir`` (the absolute folder
+    of the fit's files, for its checkpoints; None: the fit writes nothing) and ``progress``
+    (whether this rank shows a progress bar)."""
 
     settings: Settings
     registry: Any
@@ -27,6 +30,8 @@ class Setup:
     reader: Any
     reference: Any
     form: Any = None
+    output_dir: str | None = None
+    progress: bool = False
 
     @property
     def kinds(self) -> tuple[bool, bool, bool]:

@@ -439,8 +439,22 @@ def _save_state(path: str, state: dict) -> None:
         torch.save(state, fh)
 
 
-def _bar(total: int, initial: int, comm):
-    if comm.rank != 0 or not sys.stderr.isatty() or not log.isEnabledFor(logging.INFO):
+def _checkpoint(output_dir: str, name: str, state: dict) -> str:
+    """A periodic checkpoint: the state file ``name`` (``[PYTORCH] save_state_output``) in the
+    fit's output folder, swapped in whole (:func:`mpisnap.io.output_transaction`); the final
+    state replaces it with the fit's other outputs. Returns its path."""
+    from mpisnap.io import output_transaction
+
+    from .writers import output_path
+
+    with output_transaction(output_dir) as tx:
+        _save_state(output_path(tx.path, name), state)
+    return output_path(output_dir, name)
+
+
+def _bar(total: int, initial: int, show: bool):
+    """The per-epoch progress bar (rank 0 when the fit shows progress), or None."""
+    if not show:
         return None
     from tqdm import tqdm
 
@@ -453,10 +467,6 @@ def train(model, comm, setup, pl, timer) -> FitResult:
     partition ``pl``, data-parallel over ``comm``; returns the fit's
     :class:`~mpisnap.results.FitResult` (metrics reduced over ranks, rank 0 holding the per-row
     table). PyTorch's thread pool is the model's thread count for the run."""
-    settings = setup.settings
-    if settings.memory.stream:
-        raise FitError("[MEMORY] stream: the nn model form keeps its descriptors in memory; "
-                       "streaming is not supported for neural networks (set stream = 0)")
     threads = model.threads or 1
     before = torch.get_num_threads()
     torch.set_num_threads(int(threads))
@@ -560,10 +570,9 @@ def _train(model, comm, setup, pl, timer) -> FitResult:
     val_counts = tuple(int(x) for x in _rank_sum(comm, np.array(
         [sum(c) for c in zip(*[it.counts for it in val_items])] if val_items else [0, 0, 0],
         float)))
-    periodic = None
-    if pt.save_freq < pt.num_epochs:
-        periodic = os.path.abspath(pt.save_state_output)
-    bar = _bar(pt.num_epochs, min(start, pt.num_epochs), comm)
+    # periodic checkpoints go to the fit's output folder (none when it writes nothing)
+    out_dir = setup.output_dir if pt.save_freq < pt.num_epochs else None
+    bar = _bar(pt.num_epochs, min(start, pt.num_epochs), setup.progress and comm.rank == 0)
     nbatch = math.ceil(len(fit_idx) / pt.batch_size)
     epoch = start
     stopped = False
@@ -605,9 +614,10 @@ def _train(model, comm, setup, pl, timer) -> FitResult:
             if epoch == start or (epoch + 1) % max(1, pt.num_epochs // 10) == 0:
                 log.info("nn: epoch %d/%d loss %.6g%s", epoch + 1, pt.num_epochs, train_loss,
                          "" if math.isnan(val_loss) else f" validation {val_loss:.6g}")
-            if periodic and (epoch + 1) % pt.save_freq == 0 and epoch + 1 < pt.num_epochs \
-                    and comm.rank == 0:
-                _save_state(periodic, state(epoch + 1))
+            if out_dir and (epoch + 1) % pt.save_freq == 0 and epoch + 1 < pt.num_epochs:
+                # rank 0 writes; an error there (disk full) ends every rank
+                agree(comm, lambda: _checkpoint(out_dir, pt.save_state_output, state(epoch + 1))
+                      if comm.rank == 0 else None)
             if pt.early_stopping and bad >= pt.early_stopping:
                 stopped = True
                 log.info("nn: early stop after epoch %d (validation loss %.6g at best)",

@@ -18,14 +18,14 @@ from .model import NNModel
 
 log = logging.getLogger("mpisnap")
 
-__all__ = ["write_potential", "write_state", "write_loss"]
+__all__ = ["write_potential", "write_state", "write_loss", "output_path"]
 
 
 def _trained(result) -> bool:
     return isinstance(result.model, NNModel) and result.model.network is not None
 
 
-def _inside(output_dir: str, name: str) -> str:
+def output_path(output_dir: str, name: str) -> str:
     """``name`` inside the output folder (an absolute name keeps its file name only: every
     output goes through the folder's all-or-nothing swap)."""
     return os.path.join(output_dir, os.path.basename(name) if os.path.isabs(name) else name)
@@ -45,7 +45,7 @@ def write_potential(result, output_dir: str) -> list[str]:
         return []
     settings = result.settings
     name = settings.outfile.potential
-    base = _inside(output_dir, name)
+    base = output_path(output_dir, name)
     rel = os.path.abspath(base) if os.path.isabs(name) else os.path.normpath(name)
     ref = settings.reference
     els = " ".join(model.elements)
@@ -66,7 +66,7 @@ def write_state(result, output_dir: str) -> list[str]:
         return []
     import torch
 
-    path = _inside(output_dir, result.settings.pytorch.save_state_output)
+    path = output_path(output_dir, result.settings.pytorch.save_state_output)
     with atomic_write(path, "wb") as fh:
         torch.save(result.model.state, fh)
     return [path]
@@ -78,7 +78,7 @@ def write_loss(result, output_dir: str) -> list[str]:
     if not _trained(result) or not result.model.history:
         return []
     hist = result.model.history
-    base = _inside(output_dir, result.settings.outfile.potential)
+    base = output_path(output_dir, result.settings.outfile.potential)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     cols = ("epoch", "train_loss", "val_loss", "lr", "seconds")
