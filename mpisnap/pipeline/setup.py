@@ -104,6 +104,8 @@ def prepare(source, overrides: Sequence[str] = (), plugins: Iterable[Any] = (),
         if form.kind not in solver.kinds:
             raise PluginError(f"[SOLVER] solver: {solver.name!r} does not fit {form.kind} models "
                               f"(model form {form.name!r})")
+        from ..uq.settings import check_solver
+        check_solver(settings, solver, registry)  # [UQ] with a solver without a posterior
         reader = registry.get("readers", settings.scraper.scraper, what="[SCRAPER] scraper")
         ref_rec = _choose_reference(registry, settings)
         model = form.factory(settings, threads=threads) if threads and _takes_threads(form.factory) \

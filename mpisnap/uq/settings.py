@@ -13,12 +13,15 @@ Keys (defaults in parentheses)::
 
 FitSNAP's ``[SOLVER] nsam`` and ``cov_nugget`` are read from ``[SOLVER]`` (``nsam`` is the
 default of ``nsamples``; ``cov_nugget`` is added to the variance of every coefficient).
+
+Every key is about the posterior, so ``[UQ]`` with a solver that has none (``posterior=False``,
+e.g. ``SVD``) is an error (:func:`check_solver`), not silently ignored.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["UQSettings", "KEYS", "parse_uq", "uq_options"]
+__all__ = ["UQSettings", "KEYS", "check_solver", "parse_uq", "uq_options"]
 
 KEYS = ("nsamples", "folds", "calibration", "level", "seed")
 CALIBRATIONS = ("conformal", "none")
@@ -74,3 +77,17 @@ def uq_options(settings) -> Options:
     return Options(nsamples=int(nsamples), folds=int(sec.folds), calibration=sec.calibration,
                    level=float(sec.level), seed=int(sec.seed),
                    cov_nugget=float(solver.cov_nugget))
+
+
+def check_solver(settings, solver, registry) -> None:
+    """``[UQ]`` in the input with a solver that has no posterior: one-line
+    :class:`~mpisnap.errors.FitError` naming the section and the solver (every ``[UQ]`` key is
+    about the posterior, none applies to such a solver)."""
+    if "UQ" not in settings.sections or getattr(solver, "posterior", False):
+        return
+    from ..errors import FitError
+
+    bayesian = [s.name for s in registry.all("solvers") if getattr(s, "posterior", False)]
+    raise FitError(f"[UQ]: the uncertainty options apply only to Bayesian solvers "
+                   f"({', '.join(bayesian) or 'none installed'}); [SOLVER] solver = "
+                   f"{solver.name} has no posterior (remove [UQ] or choose a Bayesian solver)")
