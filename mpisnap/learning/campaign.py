@@ -497,7 +497,8 @@ def _campaign(comm, ctx: _Context, selection: str, store: LabelStore, tag: str =
             coef = setup.model.symmetrize(sol.coefficients)
         with ctx.timer("uncertainty"):
             scale = calibration_scales(comm, scores)
-            post = agree(comm, posterior_of, state[0], state[1], state[2], ctx.const, scale)
+            post = agree(comm, posterior_of, state[0], state[1], state[2], ctx.const, scale,
+                         progress=ctx.show)
         factors = np.array([w * math.sqrt(post.alpha.get(k, 0.0))
                             for k, w in enumerate(ctx.weights)])
         kf = 1 if setup.kinds[1] else 0

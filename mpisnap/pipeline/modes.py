@@ -58,12 +58,11 @@ def fit(source, *, overrides: Sequence[str] = (), output_dir: str | os.PathLike 
             raise FitError("[MEMORY] stream: the descriptor store needs the rows; use one or "
                            "the other")
         show = progress and comm.rank == 0
+        setup.progress = show  # for the stages with their own bar (nn training, BAYES evidence)
         if nonlinear:
-            # a model that trains itself writes its own checkpoints there (rank 0) and shows
-            # its own progress bar
+            # a model that trains itself writes its own checkpoints there (rank 0)
             setup.output_dir = (os.path.abspath(output_dir if output_dir is not None
                                                 else os.getcwd()) if write else None)
-            setup.progress = show
             result = train_nonlinear(comm, setup, timer)
         elif from_store is not None:
             result = refit_from_store(comm, setup, from_store, timer)

@@ -18,10 +18,11 @@ __all__ = ["Setup", "prepare", "check_targets"]
 class Setup:
     """What a fit is made of, assembled by :func:`prepare` before any data is read: the
     settings, the plugin registry and the chosen model (built), solver, reader and reference
-    potential (built; None without ``[REFERENCE]``), and the model-form record. For a model that
-    trains itself, :func:`~mpisnap.pipeline.fit` also sets ``output_dir`` (the absolute folder
-    of the fit's files, for its checkpoints; None: the fit writes nothing) and ``progress``
-    (whether this rank shows a progress bar)."""
+    potential (built; None without ``[REFERENCE]``), and the model-form record.
+    :func:`~mpisnap.pipeline.fit` also sets ``progress`` (whether this rank shows progress
+    bars: a nonlinear model's training, a Bayesian solver's evidence optimisation) and, for a
+    model that trains itself, ``output_dir`` (the absolute folder of the fit's files, for its
+    checkpoints; None: the fit writes nothing)."""
 
     settings: Settings
     registry: Any

@@ -15,7 +15,7 @@ from .analysis import RowAnalysis, UQResult
 from .linalg import small_blas
 from .posterior import posterior, leave_one_out
 from .settings import uq_options
-from .solver import fold_triangles, hyper_of, problem_of
+from .solver import fold_triangles, hyper_of, problem_of, showing_progress
 
 __all__ = ["fit_shard", "fit_streaming", "analysis_for", "noise_variances"]
 
@@ -79,7 +79,8 @@ def fit_shard(comm, setup, shard, timer) -> FitResult:
         agree(comm, _check_folds, folds, opts.folds)
         blocks = compress_folds(comm, shard_blocks(shard, train_only=True), ncols, folds,
                                 opts.folds, flat_columns(setup.model))
-        sol = solve_blocks(comm, blocks, setup)
+        with showing_progress(setup.progress):
+            sol = solve_blocks(comm, blocks, setup)
         coef = setup.model.symmetrize(sol.coefficients)
     with timer("evaluate"):
         metrics, rows = evaluate(comm, shard, coef)
@@ -105,7 +106,7 @@ def fit_streaming(comm, setup, pl, timer, *, progress: bool = False) -> FitResul
     agree(comm, _check_folds, folds, opts.folds)
     blocks = compress_folds(comm, iter_blocks(setup, pl, timer=timer, progress=progress), ncols,
                             folds, opts.folds, flat_columns(setup.model))
-    with timer("solve"):
+    with timer("solve"), showing_progress(progress):
         sol = solve_blocks(comm, blocks, setup)
         coef = setup.model.symmetrize(sol.coefficients)
     stage = agree(comm, analysis_for, blocks, sol, coef, opts)

@@ -35,8 +35,10 @@ prior (``λ s_j²`` 1e-6 of the data precision ``Σ_k α_k ‖R_k e_j‖²`` of 
 L-BFGS-B on −log E in θ, then Newton steps with a finite-difference Hessian of the exact
 gradient (taken once) until the step is below 1e-10, so the optimum does not depend on the path
 taken (the same hyper-parameters, to round-off, for any number of ranks). Every evaluation costs
-O(K n³) for n columns and K kinds, whatever the number of rows. The Hessian also gives Laplace
-standard errors of the noise levels.
+O(K n³) for n columns and K kinds, whatever the number of rows (seconds each at 1,600 columns,
+so the whole optimisation can take minutes: with ``progress`` a tqdm display on stderr counts
+the L-BFGS iterations and Newton steps and shows the current log-evidence). The Hessian also
+gives Laplace standard errors of the noise levels.
 
 Label noise. The predictive noise of a row of kind k with weight w is the model's own
 ``1/(α_k w²)`` (the weights are relative precisions). A new configuration has no weight: its
@@ -278,16 +280,42 @@ def _mackay(problem: Problem, theta: np.ndarray, details: dict) -> np.ndarray:
     return new
 
 
-def optimise(problem: Problem, *, tol: float = 1e-10, max_newton: int = 12):
+def optimise(problem: Problem, *, tol: float = 1e-10, max_newton: int = 12,
+             progress: bool = False):
     """``(hyper, posterior, details)``: the evidence-optimal :class:`Hyper`, its posterior and a
     dict (``log_evidence``, ``theta``, ``gradient``, ``gamma`` per kind,
     ``effective_parameters``, ``theta_std`` Laplace standard errors of θ (NaN where unknown),
-    ``evaluations``, ``converged``, ``at_bound``). See the module docstring."""
-    with small_blas(problem.p):
-        return _optimise(problem, tol, max_newton)
+    ``evaluations``, ``converged``, ``at_bound``). ``progress``: a tqdm display on stderr, one
+    step per L-BFGS iteration or Newton step, with the current log-evidence (the caller decides:
+    rank 0 of a fit that shows progress). See the module docstring."""
+    bar = _EvidenceBar() if progress else None
+    try:
+        with small_blas(problem.p):
+            return _optimise(problem, tol, max_newton, bar)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
-def _optimise(problem: Problem, tol: float, max_newton: int):
+class _EvidenceBar:
+    """tqdm counter of the optimiser's iterations, the current log-evidence beside it."""
+
+    def __init__(self) -> None:
+        import sys
+
+        from tqdm import tqdm
+
+        self.bar = tqdm(desc="evidence", unit="it", file=sys.stderr, leave=False)
+
+    def step(self, log_evidence: float) -> None:
+        self.bar.set_postfix_str(f"log E = {log_evidence:.10g}", refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _optimise(problem: Problem, tol: float, max_newton: int, bar: _EvidenceBar | None = None):
     from scipy.optimize import minimize
 
     kinds = problem.kinds
@@ -326,8 +354,12 @@ def _optimise(problem: Problem, tol: float, max_newton: int):
         logE, g, _, _ = ev(th)
         return -logE / scale, -g / scale
 
+    def iteration(intermediate_result):  # scipy passes the iterate and its f = −log E / scale
+        bar.step(-float(intermediate_result.fun) * scale)
+
     res = minimize(f, theta, jac=True, method="L-BFGS-B", bounds=list(zip(lo, hi)),
-                   options={"maxiter": 200, "ftol": 1e-12, "gtol": 1e-8})
+                   options={"maxiter": 200, "ftol": 1e-12, "gtol": 1e-8},
+                   callback=iteration if bar is not None else None)
     theta = np.clip(res.x, lo, hi)
     # Newton polish: a finite-difference Hessian of the exact gradient at the L-BFGS point, then
     # Newton steps with it until a step is below tol (each costs one evaluation; a Hessian
@@ -354,6 +386,8 @@ def _optimise(problem: Problem, tol: float, max_newton: int):
             if new_logE < logE - 1e-12 * max(abs(logE), 1.0):
                 break
             theta, logE, g = cand, new_logE, new_g
+            if bar is not None:
+                bar.step(logE)
             if big < tol:
                 converged = True
                 break

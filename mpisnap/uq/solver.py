@@ -9,7 +9,9 @@ with one noise level and no free constant columns.
 """
 from __future__ import annotations
 
+import contextvars
 import math
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -18,7 +20,24 @@ from .linalg import small_blas, stack_triangles
 from .posterior import KIND_NAMES, Hyper, Problem, augmented, optimise
 from .settings import uq_options
 
-__all__ = ["solve_bayes", "problem_of", "fold_triangles", "hyper_of", "kind_name"]
+__all__ = ["solve_bayes", "problem_of", "fold_triangles", "hyper_of", "kind_name",
+           "showing_progress"]
+
+#: whether :func:`solve_bayes` shows the evidence optimisation (the solver hook's signature has
+#: no room for it; the fit sets it around the solve on the rank that shows progress)
+_PROGRESS: contextvars.ContextVar[bool] = contextvars.ContextVar("mpisnap_uq_progress",
+                                                                   default=False)
+
+
+@contextmanager
+def showing_progress(enabled: bool):
+    """Within the block, :func:`solve_bayes` shows a tqdm display of the evidence optimisation
+    (iterations, current log-evidence) when ``enabled``."""
+    token = _PROGRESS.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
 
 
 def kind_name(kind: int) -> str:
@@ -86,7 +105,7 @@ def solve_bayes(R, qb, settings, *, nrows=None, rnorm2=0.0, blocks=None) -> Solv
     else:
         with small_blas(blocks.ncols):
             problem = problem_of(blocks)
-    hyper, post, d = optimise(problem)
+    hyper, post, d = optimise(problem, progress=_PROGRESS.get())
     x = np.r_[post.mean[problem.active], -1.0]
     resid = {k: float(np.sum((problem.aug[k] @ x) ** 2)) for k in problem.kinds}
     noise, noise_se = {}, {}
