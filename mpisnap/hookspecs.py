@@ -111,6 +111,25 @@ def mpisnap_solvers() -> Iterable[Solver]:
         @hookimpl
         def mpisnap_solvers():
             return [Solver("TIKHONOV", solve, frozenset({"linear"}), "fixed 1e-6 penalty")]
+
+    A Bayesian solver sets ``posterior=True`` in its record (like the built-in ``BAYES`` and
+    ``ANL``, :mod:`mpisnap.plugins.bayes`). The fit then takes the uncertainty path
+    (:mod:`mpisnap.uq.fitting`) and accepts the ``[UQ]`` section, which is an error with any
+    other solver. The contract differs from the plain one:
+
+    * it is called as ``solve(None, None, settings, nrows=..., rnorm2=..., blocks=blocks)``:
+      R and qb are None, and ``blocks`` (:class:`mpisnap.pipeline.solving.Blocks`) holds the
+      training rows of weight > 0 compressed per (cross-validation fold, row kind). Every rank
+      gets the same blocks and must return the same result, without collectives;
+    * ``SolveResult.coefficients`` is the posterior mean and ``covariance`` its (n, n)
+      covariance;
+    * ``info["alpha"]`` (row kind 0 energy, 1 force, 2 stress → noise precision of the weighted
+      rows) and ``info["prior_precision"]`` (λ of the prior on standardised columns, flat on
+      ``blocks.flat``) are required. From them the uncertainty stage rebuilds the posterior of
+      the whole training set and of each fold held out (:func:`mpisnap.uq.solver.hyper_of`;
+      the model is that of :mod:`mpisnap.uq.posterior`). ``noise_std``,
+      ``noise_std_error``, ``log_evidence`` and ``effective_parameters`` are reported when
+      present.
     """
 
 
