@@ -3,19 +3,16 @@
 ``import mpisnap`` is light: it loads numpy and the compiled core only; MPI, LAMMPS, torch and
 matplotlib are imported where they are used.
 """
-from importlib.metadata import PackageNotFoundError, version
-
 from .descriptors import Descriptor, DescriptorResult, PairDerivatives
 from .hookspecs import hookimpl
 
-try:
-    __version__ = version("mpisnap")
-except PackageNotFoundError:  # pragma: no cover - source tree without metadata
-    __version__ = "0+unknown"
-
-
 
 def __getattr__(name):  # lazy exports: ``import mpisnap`` does not import ase
+    if name == "__version__":  # read from the installed metadata on first use (mpisnap._metadata)
+        from ._metadata import version
+
+        value = globals()["__version__"] = version("mpisnap") or "0+unknown"
+        return value
     if name == "Calculator":
         from .calculator import Calculator
 

@@ -247,8 +247,24 @@ def _terminate(signum, frame):  # SIGTERM (e.g. from mpiexec or a batch system):
     raise KeyboardInterrupt
 
 
+def _start_plot_helper(argv: Sequence[str]) -> None:
+    """For ``mpisnap fit`` (not ``--help``), start the parity plot's helper process now, so that
+    it imports matplotlib while this process imports the pipeline and fits (the writers plugin
+    would start it only once the plugins are registered). Nothing is started where the helper
+    cannot help (see :func:`mpisnap.plugins.writers.start_plot_process`)."""
+    words = [a for a in argv if not a.startswith("-")]
+    if not words or words[0] != "fit" or any(a in ("-h", "--help", "--version") for a in argv):
+        return
+    try:
+        from .plugins.writers import start_plot_process
+    except ImportError:  # pragma: no cover - plugins not installed beside the package
+        return
+    start_plot_process()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one verb with the error contract of the module docstring; returns the exit status."""
+    _start_plot_helper(sys.argv[1:] if argv is None else list(argv))
     args = _parser().parse_args(argv)
     run: Callable = args.run
     comm = None

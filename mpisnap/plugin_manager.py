@@ -16,6 +16,7 @@ from typing import Any, Iterable
 import pluggy
 
 from . import hookspecs
+from ._metadata import may_have_entry_points
 from .records import ModelForm, Reader, ReferencePotential, SettingsSection, Solver, Writer
 
 BUILTINS = (
@@ -56,7 +57,7 @@ def get_plugin_manager(autoload: bool | None = None, plugins: Iterable[Any] = ()
     if autoload is None:
         autoload = autoload_default()
     try:
-        if autoload:
+        if autoload and may_have_entry_points(ENTRY_POINT_GROUP):  # else nothing to load
             pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
         for p in plugins:
             pm.register(p)

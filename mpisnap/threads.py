@@ -13,7 +13,7 @@ import contextlib
 import os
 from typing import Iterator
 
-__all__ = ["threads_per_rank", "limited", "pool_sizes"]
+__all__ = ["threads_per_rank", "limited", "pool_sizes", "numpy_blas_threads", "SMALL_QR"]
 
 
 def _cores() -> int:
@@ -71,22 +71,86 @@ def pool_sizes() -> dict[str, int]:
     return sizes
 
 
+#: variables that set the thread count of a BLAS library when it loads (OpenBLAS, MKL, BLIS)
+_BLAS_ENV = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+
+
 @contextlib.contextmanager
 def limited(threads: int) -> Iterator[dict[str, int]]:
-    """Limit every loaded thread pool (BLAS, OpenMP, PyTorch's if imported) to ``threads`` for
-    the block; yields the pool sizes in effect. Restores the previous sizes afterwards."""
+    """Limit every thread pool (BLAS, OpenMP, PyTorch's if imported) to ``threads`` for the
+    block; yields the pool sizes in effect. Restores the previous sizes afterwards.
+
+    Pools loaded before the block are limited through threadpoolctl. A BLAS library loaded during
+    the block (SciPy's, imported only by code that needs it) starts with ``threads`` threads: the
+    block sets ``OPENBLAS_NUM_THREADS`` (and MKL's, BLIS's), which such a library reads when it
+    loads; afterwards it is set to the size its kind of pool had before the block, like the rest.
+    """
     import sys
 
-    import scipy.linalg  # noqa: F401  (load SciPy's BLAS too, so that it is limited as well)
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import ThreadpoolController
 
     torch = sys.modules.get("torch")
     torch_before = torch.get_num_threads() if torch is not None else None
-    with threadpool_limits(limits=threads):
+    env_before = {k: os.environ.get(k) for k in _BLAS_ENV}
+    controller = ThreadpoolController()
+    known = {lib.filepath for lib in controller.lib_controllers}
+    sizes_before: dict[str, int] = {}
+    for lib in controller.lib_controllers:
+        sizes_before[lib.user_api] = max(sizes_before.get(lib.user_api, 0),
+                                         int(lib.num_threads or 0))
+    with controller.limit(limits=threads):
+        for k in _BLAS_ENV:
+            os.environ[k] = str(threads)
         if torch is not None:
             torch.set_num_threads(threads)
         try:
             yield pool_sizes()
         finally:
+            for k, v in env_before.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
             if torch is not None:
                 torch.set_num_threads(torch_before)
+            for lib in ThreadpoolController().lib_controllers:  # loaded during the block
+                size = sizes_before.get(lib.user_api)
+                if lib.filepath not in known and size:
+                    lib.set_num_threads(size)
+
+
+#: below this many ``m n^2`` (rows times columns squared) a QR runs on one BLAS thread: a skinny
+#: factorisation is a chain of matrix-vector products, one thread synchronisation each, which a
+#: second thread only slows down (15,135 x 32: 0.03 s on 1 thread, 0.6 s on 2 of a loaded
+#: machine's cores). The choice depends on the shape only, so a result does not depend on
+#: ``--threads`` below it.
+SMALL_QR = 1 << 28
+
+_numpy_blas = None
+
+
+@contextlib.contextmanager
+def numpy_blas_threads(threads: int) -> Iterator[None]:
+    """NumPy's own BLAS (the one behind ``numpy.linalg``) at ``threads`` threads for the block,
+    then back to its previous size. Cheap (a cached controller, no library scan per call)."""
+    global _numpy_blas
+    if _numpy_blas is None:
+        from threadpoolctl import ThreadpoolController
+
+        import numpy
+
+        root = os.path.dirname(os.path.dirname(os.path.abspath(numpy.__file__)))
+        ctl = ThreadpoolController()
+        _numpy_blas = [lib for lib in ctl.lib_controllers if lib.user_api == "blas"
+                       and os.path.abspath(lib.filepath).startswith(
+                           (os.path.join(root, "numpy"), os.path.join(root, "numpy.libs")))]
+        if not _numpy_blas:  # a system BLAS: limit whatever BLAS is loaded
+            _numpy_blas = [lib for lib in ctl.lib_controllers if lib.user_api == "blas"]
+    before = [lib.get_num_threads() for lib in _numpy_blas]
+    for lib in _numpy_blas:
+        lib.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        for lib, n in zip(_numpy_blas, before):
+            lib.set_num_threads(n)

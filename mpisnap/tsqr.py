@@ -72,7 +72,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import lapack
+from numpy.linalg.lapack_lite import dgeqrf as _dgeqrf  # Fortran reads a C-ordered A.T as A
+
+from .threads import SMALL_QR, numpy_blas_threads
 
 __all__ = ["local_r", "combine", "tsqr", "StreamingR", "TsqrError", "split_r"]
 
@@ -81,20 +83,40 @@ class TsqrError(ValueError):
     """Bad input to the distributed QR, raised identically on every rank."""
 
 
+def _lapack():
+    """SciPy's LAPACK wrappers, imported on first use (only :func:`combine`'s ``dtpqrt`` needs
+    them: a one-rank fit never imports SciPy)."""
+    from scipy.linalg import lapack
+
+    return lapack
+
+
 def _geqrf_r(block: np.ndarray) -> np.ndarray:
     """The R factor (``min(m, p) x p``, upper triangular/trapezoidal) of a Fortran-ordered float64
-    ``block``, which is overwritten (LAPACK ``dgeqrf`` in place)."""
+    ``block``, which is overwritten (LAPACK ``dgeqrf`` in place).
+
+    NumPy's own LAPACK (``numpy.linalg.lapack_lite.dgeqrf``, the routine behind
+    ``numpy.linalg.qr``) factors the block where it lies, so SciPy is not imported for it. Below
+    :data:`mpisnap.threads.SMALL_QR` (``m p^2``) it runs on one BLAS thread, whatever the pools'
+    size: the choice follows the shape only."""
     m, p = block.shape
     if m == 0 or p == 0:
         return np.zeros((0, p))
-    lwork, info = lapack.dgeqrf_lwork(m, p)
-    if info != 0:  # pragma: no cover - workspace query never fails for valid sizes
-        lwork = max(1, p) * 64
-    qr, _tau, _work, info = lapack.dgeqrf(block, lwork=max(int(lwork), 1), overwrite_a=1)
+    if not (block.flags.f_contiguous and block.dtype == np.float64):
+        raise ValueError("internal: _geqrf_r needs a Fortran-ordered float64 block")
+    tau = np.empty(min(m, p))
+    query = np.empty(1)
+    _dgeqrf(m, p, block.T, m, tau, query, -1, 0)
+    work = np.empty(max(int(query[0]), p, 1))
+    if m * p * p <= SMALL_QR:
+        with numpy_blas_threads(1):
+            info = _dgeqrf(m, p, block.T, m, tau, work, work.size, 0)["info"]
+    else:
+        info = _dgeqrf(m, p, block.T, m, tau, work, work.size, 0)["info"]
     if info != 0:  # pragma: no cover - only invalid arguments make geqrf fail
         raise RuntimeError(f"LAPACK dgeqrf failed (info={info})")
     k = min(m, p)
-    return np.triu(qr[:k])
+    return np.triu(block[:k])
 
 
 def _fix_signs(R: np.ndarray) -> np.ndarray:
@@ -196,7 +218,7 @@ def _tpqrt_r(top: np.ndarray, low: np.ndarray) -> np.ndarray:
     p = top.shape[1]
     a = np.array(top, order="F")
     b = np.array(low, order="F")
-    a, _b, _t, info = lapack.dtpqrt(b.shape[0], min(p, _TPQRT_BLOCK), a, b, overwrite_a=1,
+    a, _b, _t, info = _lapack().dtpqrt(b.shape[0], min(p, _TPQRT_BLOCK), a, b, overwrite_a=1,
                                     overwrite_b=1)
     if info != 0:  # pragma: no cover - only invalid arguments make tpqrt fail
         raise RuntimeError(f"LAPACK dtpqrt failed (info={info})")

@@ -16,9 +16,15 @@ from __future__ import annotations
 from mpisnap.hookspecs import hookimpl
 from mpisnap.records import SettingsSection, Solver
 from mpisnap.uq.settings import KEYS, parse_uq
-from mpisnap.uq.solver import solve_bayes
 
 __all__ = ["mpisnap_solvers", "mpisnap_settings_sections"]
+
+
+def solve_bayes(*args, **kwargs):
+    """:func:`mpisnap.uq.solver.solve_bayes`, imported on first use (it loads SciPy)."""
+    from mpisnap.uq.solver import solve_bayes as solve
+
+    return solve(*args, **kwargs)
 
 
 @hookimpl

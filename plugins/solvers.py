@@ -38,13 +38,19 @@ would silently return zero coefficients.
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import solve_triangular
 
 from mpisnap.hookspecs import hookimpl
 from mpisnap.records import SolveResult, Solver
 
 __all__ = ["mpisnap_solvers", "solve_svd", "solve_qr", "solve_ridge", "solve_lasso", "solve_ard",
            "SVD_RCOND"]
+
+def solve_triangular(*args, **kwargs):
+    """:func:`scipy.linalg.solve_triangular`, imported on first use (SVD fits never load SciPy)."""
+    from scipy.linalg import solve_triangular as solve
+
+    return solve(*args, **kwargs)
+
 
 #: FitSNAP's cut-off: singular values below ``SVD_RCOND * s_max`` count as zero.
 SVD_RCOND = 1e-13
