@@ -10,8 +10,9 @@ same invocation, alternating with the candidate, and medians are reported.
         --target DIR --no-deps fitsnap3 pandas psutil tabulate scikit-learn pyyaml joblib
         python-dateutil pytz tzdata six`` (run through four API shims for today's torch and
         LAMMPS, see ``_FITSNAP_SHIMS``)
-    python scripts/bench_nn.py ranks  [--batch 32] [--epochs 3] [--repeats 3]
-        1 against 2 MPI ranks at a batch of >= 32 configurations
+    python scripts/bench_nn.py ranks  [--batch 32 64] [--epochs 6] [--repeats 5]
+        1 against 2 MPI ranks at batches of >= 32 configurations, runs alternating; run it when
+        ``uptime`` shows a load below ~1.5 on a 2-core machine
     python scripts/bench_nn.py memory
         stored training data per configuration, atom and neighbour; projection to 330,000
         configurations
@@ -165,6 +166,7 @@ def _mpisnap_run(inp: Path, nranks: int = 1, overrides=()) -> dict:
             print("RESULT", json.dumps({{"seconds": [h["seconds"] for h in r.model.history],
                   "loss": [h["train_loss"] for h in r.model.history],
                   "bytes": r.solve_info["data_bytes_per_rank"],
+                  "wait": r.solve_info.get("gradient_sum_seconds", 0.0),
                   "timings": r.timings, "wall": time.perf_counter() - t0}}))
     """)
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -245,23 +247,40 @@ def bench_epoch(args) -> None:
 
 
 def bench_ranks(args) -> None:
-    times = {1: [], 2: []}
-    loss = {}
+    """1 and 2 ranks alternating (1, 2, 1, 2, ...), per batch size; the speed-up is the median
+    of the per-pair ratios (each pair ran back to back, so a change of machine load between
+    pairs cancels), with the load averages seen."""
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for k in range(args.repeats):
-            for n in (1, 2):
-                d = tmp / f"{k}_{n}"
-                d.mkdir()
-                r = _mpisnap_run(_cu_input(d, epochs=args.epochs, batch=args.batch, lr=1e-3), n)
-                times[n].append(_median_epoch(r))
-                loss[n] = r["loss"]
-    t1, t2 = statistics.median(times[1]), statistics.median(times[2])
-    print(f"Cu example, 64-64 tanh, batch {args.batch}, float64, 1 thread per rank; medians of "
-          f"{args.repeats} (load {os.getloadavg()[0]:.1f})")
-    print("| ranks | s/epoch | speed-up |\n|---:|---:|---:|")
-    print(f"| 1 | {t1:.3f} | 1.00x |\n| 2 | {t2:.3f} | {t1 / t2:.2f}x |")
-    print("loss after the last epoch, 1 vs 2 ranks:", loss[1][-1], loss[2][-1])
+        for batch in args.batch:
+            times, ratios, loads, loss, wait = {1: [], 2: []}, [], [], {}, []
+            for k in range(args.repeats):
+                pair = {}
+                for n in (1, 2):
+                    d = tmp / f"{batch}_{k}_{n}"
+                    d.mkdir()
+                    loads.append(os.getloadavg()[0])
+                    r = _mpisnap_run(_cu_input(d, epochs=args.epochs, batch=batch, lr=1e-3), n)
+                    pair[n] = _median_epoch(r)
+                    times[n].append(pair[n])
+                    loss[n] = r["loss"]
+                    if n == 2:
+                        wait.append(r["wait"] / sum(r["seconds"]))
+                ratios.append(pair[1] / pair[2])
+            rows.append((batch, statistics.median(times[1]), statistics.median(times[2]),
+                         statistics.median(ratios), min(ratios), max(ratios), min(loads),
+                         max(loads), statistics.median(wait), loss[1][-1], loss[2][-1]))
+    print(f"Cu example (124 configurations), 64-64 tanh, float64, 1 thread per rank; "
+          f"{args.epochs} epochs per run, median epoch after the first; {args.repeats} "
+          f"alternating pairs per batch size")
+    print("| batch | 1 rank s/epoch | 2 ranks s/epoch | speed-up (median, range) | rank-0 wait "
+          "in the gradient sum | load during |\n|---:|---:|---:|---:|---:|---:|")
+    for b, t1, t2, med, lo, hi, l0, l1, w, _, _ in rows:
+        print(f"| {b} | {t1:.3f} | {t2:.3f} | {med:.2f}x ({lo:.2f}-{hi:.2f}) | {100 * w:.0f}% | "
+              f"{l0:.1f}-{l1:.1f} |")
+    for b, *_, a1, a2 in rows:
+        print(f"batch {b}: loss after the last epoch, 1 vs 2 ranks: {a1!r} {a2!r}")
 
 
 def bench_memory(args) -> None:
@@ -390,9 +409,9 @@ def main() -> None:
     e.add_argument("--epochs", type=int, default=3)
     e.add_argument("--repeats", type=int, default=3)
     r = sub.add_parser("ranks")
-    r.add_argument("--batch", type=int, default=32)
-    r.add_argument("--epochs", type=int, default=3)
-    r.add_argument("--repeats", type=int, default=3)
+    r.add_argument("--batch", type=int, nargs="+", default=[32, 64])
+    r.add_argument("--epochs", type=int, default=6)
+    r.add_argument("--repeats", type=int, default=5)
     sub.add_parser("memory")
     a = sub.add_parser("accuracy")
     a.add_argument("--epochs", type=int, default=None, help="default: the example's")

@@ -174,6 +174,39 @@ def _rank_sum(comm, arr: np.ndarray) -> np.ndarray:
     return total
 
 
+class _GradientSum:
+    """Σ over ranks of the parameters' gradients and the loss, in rank order (every rank gets
+    the same bits): one buffer-based ``Allgather`` of a flat float64 vector per step (no
+    pickling), the parts then added in rank order."""
+
+    def __init__(self, comm, params) -> None:
+        self.comm, self.params = comm, params
+        self.seconds = 0.0  # in the exchange, waiting included
+        n = sum(p.numel() for p in params) + 1
+        self.send = np.zeros(n)
+        self.recv = np.zeros((comm.size, n)) if comm.size > 1 else None
+        self.total = np.zeros(n)
+        off = np.cumsum([0] + [p.numel() for p in params])
+        self.views = [(torch.from_numpy(self.send[a:b]), torch.from_numpy(self.total[a:b]))
+                      for a, b in zip(off[:-1], off[1:])]
+
+    def __call__(self, loss: float) -> float:
+        if self.comm.size == 1:
+            return loss
+        for p, (send, _) in zip(self.params, self.views):
+            send.copy_(p.grad.reshape(-1))
+        self.send[-1] = loss
+        t0 = time.perf_counter()
+        self.comm.Allgather(self.send, self.recv)  # (mostly waiting for the slowest rank)
+        self.seconds += time.perf_counter() - t0
+        np.copyto(self.total, self.recv[0])
+        for part in self.recv[1:]:
+            self.total += part
+        for p, (_, total) in zip(self.params, self.views):
+            p.grad.copy_(total.view_as(p))
+        return float(self.total[-1])
+
+
 def standardisation(comm, model, items: list[Item]) -> np.ndarray:
     """(nelements, 2, K): mean and standard deviation of the fitted configurations'
     descriptors, per element (one network per element) or over all atoms (shared network),
@@ -519,6 +552,8 @@ def _train(model, comm, setup, pl, timer) -> FitResult:
     opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
     optimizer = opt_cls[pt.optimizer](params, lr=pt.learning_rate, weight_decay=pt.weight_decay)
 
+    exchange = _GradientSum(comm, params)
+
     def gradient(batch) -> float:
         """The batch's loss (sum over ranks) with its gradient in the parameters' ``grad``:
         each rank its own configurations, 16 at a time, then summed over ranks in rank order."""
@@ -532,15 +567,7 @@ def _train(model, comm, setup, pl, timer) -> FitResult:
             if loss.requires_grad:
                 loss.backward()
             lval += float(loss.detach())
-        if comm.size > 1:
-            flat = torch.cat([p.grad.reshape(-1).double() for p in params]).numpy()
-            tot = _rank_sum(comm, np.append(flat, lval))
-            lval = float(tot[-1])
-            k = 0
-            for p in params:
-                p.grad.copy_(torch.from_numpy(tot[k:k + p.numel()]).view_as(p))
-                k += p.numel()
-        return lval
+        return exchange(lval)
     scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=pt.scheduler_factor, patience=pt.scheduler_patience)
         if pt.scheduler == "plateau" else None)
@@ -644,6 +671,7 @@ def _train(model, comm, setup, pl, timer) -> FitResult:
             "dtype": model.dtype, "ensemble": model.ensemble,
             "parameters": int(sum(p.numel() for p in members[0].parameters())),
             "early_stop": bool(stopped),
+            "gradient_sum_seconds": exchange.seconds,
             "data_bytes_per_rank": int(max(comm.allgather(data_bytes)) if comm.size > 1
                                        else data_bytes)}
     if val:
