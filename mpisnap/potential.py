@@ -827,8 +827,9 @@ class MliapNN:
         return energies, beta
 
 
-def _mliap_simple_model(path, kind: str) -> MliapLinearModel:
-    """``model linear``/``quadratic`` file: ``nelements nparams`` then one number per line."""
+def _mliap_model_header(path) -> tuple[int, int, int, list]:
+    """``(header line number, nelements, nparams, the numbered lines after the header)`` of an
+    ML-IAP model file."""
     lines = list(_mliap_lines(path, "ML-IAP model file"))
     if not lines:
         raise PotentialError(f"{path}: empty ML-IAP model file")
@@ -836,7 +837,12 @@ def _mliap_simple_model(path, kind: str) -> MliapLinearModel:
     if len(head) != 2 or not all(h.isdigit() for h in head) or min(map(int, head)) < 1:
         raise PotentialError(f"{path} line {n0}: expected 'nelements nparams', got "
                              f"{' '.join(head)!r}")
-    nel, npar = int(head[0]), int(head[1])
+    return n0, int(head[0]), int(head[1]), rest
+
+
+def _mliap_simple_model(path, kind: str) -> MliapLinearModel:
+    """``model linear``/``quadratic`` file: ``nelements nparams`` then one number per line."""
+    _, nel, npar, rest = _mliap_model_header(path)
     if len(rest) < nel * npar:
         raise PotentialError(f"{path}: {len(rest)} coefficient lines, {nel} elements × {npar} "
                              f"parameters need {nel * npar}")
@@ -859,14 +865,7 @@ def read_mliap_model(path, kind: str = "nn"):
         return _mliap_simple_model(path, kind)
     if kind != "nn":
         raise PotentialError(f"{path}: model {kind!r} is not supported (linear, quadratic, nn)")
-    lines = list(_mliap_lines(path, "ML-IAP model file"))
-    if not lines:
-        raise PotentialError(f"{path}: empty ML-IAP model file")
-    (n0, head), rest = lines[0], lines[1:]
-    if len(head) != 2 or not all(h.isdigit() for h in head) or min(map(int, head)) < 1:
-        raise PotentialError(f"{path} line {n0}: expected 'nelements nparams', got "
-                             f"{' '.join(head)!r}")
-    nel, npar = int(head[0]), int(head[1])
+    n0, nel, npar, rest = _mliap_model_header(path)
     if not rest or rest[0][1][0] != "NET":
         raise PotentialError(f"{path}: expected the 'NET ndescriptors nlayers activation nodes "
                              "...' line after the header")
@@ -1054,22 +1053,36 @@ class SnapStyle:
     def evaluate(self, positions, cell, pbc, types, threads):
         """(energies, forces, virial) of the atoms; ``types`` are 0-based LAMMPS types; atoms of
         ``NULL`` types take no part."""
-        from . import _core
+        return _on_element_atoms(
+            self.elements, self.type_elements, positions, types,
+            lambda pos, el: _linear_snap(self.descriptor, pos, cell, pbc, el, self.coefficients,
+                                         threads))
 
-        emap = np.array([-1 if e is None else self.elements.index(e) for e in self.type_elements])
-        el = emap[types]
-        keep = el >= 0
-        n = len(types)
-        energies, forces = np.zeros(n), np.zeros((n, 3))
-        if not keep.any():
-            return energies, forces, np.zeros(6)
-        d = self.descriptor
-        out = _core.potential(d._tables, np.ascontiguousarray(positions[keep]), cell,
-                              [bool(x) for x in pbc], el[keep].astype(np.int32),
-                              self.coefficients, threads=int(threads))
-        energies[keep] = out["energies"]
-        forces[keep] = out["forces"]
-        return energies, forces, out["virial"]
+
+def _on_element_atoms(elements, type_elements, positions, types, compute):
+    """(energies, forces, virial) of all atoms from ``compute(positions, elements)`` on those whose
+    0-based LAMMPS type maps to an element (``type_elements``, None for ``NULL``; positions
+    contiguous, element indices into ``elements`` as int32); atoms of ``NULL`` types get 0."""
+    emap = np.array([-1 if e is None else elements.index(e) for e in type_elements])
+    el = emap[types]
+    keep = el >= 0
+    n = len(types)
+    energies, forces = np.zeros(n), np.zeros((n, 3))
+    if not keep.any():
+        return energies, forces, np.zeros(6)
+    e, f, virial = compute(np.ascontiguousarray(positions[keep]), el[keep].astype(np.int32))
+    energies[keep] = e
+    forces[keep] = f
+    return energies, forces, virial
+
+
+def _linear_snap(descriptor, positions, cell, pbc, elements, coefficients, threads):
+    """(energies, forces, virial) of a linear or quadratic SNAP model on the adjoint kernel."""
+    from . import _core
+
+    out = _core.potential(descriptor._tables, positions, cell, [bool(x) for x in pbc], elements,
+                          coefficients, threads=int(threads))
+    return out["energies"], out["forces"], out["virial"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -1157,28 +1170,16 @@ class MliapStyle:
     def evaluate(self, positions, cell, pbc, types, threads):
         """(energies, forces, virial) of the atoms; ``types`` are 0-based LAMMPS types; atoms of
         ``NULL`` types take no part."""
-        from . import _core
-
-        emap = np.array([-1 if e is None else self.elements.index(e) for e in self.type_elements])
-        el = emap[types]
-        keep = el >= 0
-        n = len(types)
-        energies, forces = np.zeros(n), np.zeros((n, 3))
-        if not keep.any():
-            return energies, forces, np.zeros(6)
-        pos = np.ascontiguousarray(positions[keep])
-        elk = el[keep].astype(np.int32)
         pbc = [bool(x) for x in pbc]
-        if not isinstance(self.model, MliapNN):
-            out = _core.potential(self.descriptor._tables, pos, cell, pbc, elk,
-                                  self.model.coefficients, threads=int(threads))
-            energies[keep] = out["energies"]
-            forces[keep] = out["forces"]
-            return energies, forces, out["virial"]
-        e, f, w = nn_energies_forces(self.model, self.descriptor, pos, cell, pbc, elk, threads)
-        energies[keep] = e
-        forces[keep] = f
-        return energies, forces, w
+
+        def compute(pos, el):
+            if isinstance(self.model, MliapNN):
+                return nn_energies_forces(self.model, self.descriptor, pos, cell, pbc, el,
+                                          threads)
+            return _linear_snap(self.descriptor, pos, cell, pbc, el, self.model.coefficients,
+                                threads)
+
+        return _on_element_atoms(self.elements, self.type_elements, positions, types, compute)
 
 
 def nn_energies_forces(model, descriptor, positions, cell, pbc, elements, threads=None,
