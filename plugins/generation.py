@@ -26,10 +26,10 @@ reads (all frames); relative paths are resolved against the input file's folder.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from mpisnap.hookspecs import hookimpl
+from mpisnap.oracle_settings import read_oracle_keys
 from mpisnap.records import SettingsSection
 from mpisnap.settings import p_float, p_floats, p_int, p_ints, p_str, p_word, p_words
 
@@ -105,21 +105,7 @@ def parse_generate(raw, r) -> GenerateSettings:
               f"expected one of {', '.join(ESTIMATORS)}, got {estimator!r}")
     seed = r.get("seed", p_int, 0)
     r.require("seed", seed >= 0, f"must be >= 0, got {seed}")
-    oracle = r.get("oracle", p_str, None)
-    if oracle is not None and oracle.lower() != "lammps":
-        mod, colon, cls = oracle.rpartition(":")
-        r.require("oracle", colon and mod.strip() and cls.strip().isidentifier(),
-                  f"expected module:Class of an ASE calculator (e.g. ase.calculators.emt:EMT) "
-                  f"or 'lammps', got {oracle!r}")
-    args = r.get("oracle_args", p_str, "{}")
-    try:
-        parsed = json.loads(args)
-    except json.JSONDecodeError as exc:
-        r.fail("oracle_args", f"not valid one-line JSON ({exc.msg} at column {exc.colno})")
-    r.require("oracle_args", isinstance(parsed, dict),
-              f"expected a JSON object {{...}}, got {type(parsed).__name__}")
-    r.require("oracle_args", oracle is not None or "oracle_args" not in raw,
-              "given without an oracle")
+    oracle, args, _ = read_oracle_keys(raw, r, required=False)
     return GenerateSettings(
         volume_per_atom=vol, min_distance=dmin, elements=elements, composition=composition,
         natoms=natoms, max_strain=max_strain, nconfigs=nconfigs, iterations=iterations,

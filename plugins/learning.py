@@ -57,6 +57,7 @@ import json
 from dataclasses import dataclass
 
 from mpisnap.hookspecs import hookimpl
+from mpisnap.oracle_settings import read_oracle_keys
 from mpisnap.records import SettingsSection
 from mpisnap.settings import p_choice, p_flag, p_float, p_floats, p_int, p_str, p_word
 
@@ -116,24 +117,7 @@ def _positive(r, key, value, strict=True):
 
 
 def parse_learn(raw, r) -> LearnSettings:
-    oracle = r.get("oracle", p_str, None)
-    r.require("oracle", oracle is not None,
-              "required: module:Class of an ASE calculator (e.g. ase.calculators.emt:EMT) or "
-              "lammps")
-    if oracle.lower() == "lammps":
-        oracle = "lammps"
-    else:
-        mod, colon, cls = oracle.rpartition(":")
-        r.require("oracle", colon and mod.strip() and cls.strip().isidentifier(),
-                  f"expected module:Class of an ASE calculator (e.g. ase.calculators.emt:EMT) "
-                  f"or lammps, got {oracle!r}")
-    args_text = r.get("oracle_args", p_str, "{}")
-    try:
-        args = json.loads(args_text)
-    except json.JSONDecodeError as exc:
-        r.fail("oracle_args", f"not valid one-line JSON ({exc.msg} at column {exc.colno})")
-    r.require("oracle_args", isinstance(args, dict),
-              f"expected a JSON object {{...}}, got {type(args).__name__}")
+    oracle, _, args = read_oracle_keys(raw, r, required=True)
     style = r.get("oracle_pair_style", p_str, None)
     coeff = r.get("oracle_pair_coeff", p_str, None)
     for key, value in (("oracle_pair_style", style), ("oracle_pair_coeff", coeff)):

@@ -339,6 +339,17 @@ def test_md_exploration_from_bulk_until_the_stop_rule(tmp_path):
     assert last["scale"] > 1.0  # the held-out labels calibrate σ up (SNAP 2J=2 misfits EMT)
 
 
+def learn_on_two_ranks(inp, out, timeout=300) -> subprocess.CompletedProcess:
+    """``mpiexec -n 2 python -m mpisnap learn inp --output-dir out -q`` (one thread a rank, no
+    plugin autoload)."""
+    from test_mpi import mpiexec
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", MPISNAP_DISABLE_PLUGIN_AUTOLOAD="1")
+    return subprocess.run([mpiexec(), "-n", "2", sys.executable, "-m", "mpisnap", "learn",
+                           str(inp), "--output-dir", str(out), "-q"], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
 def test_selection_identical_on_one_and_two_ranks(tmp_path):
     """Pool and MD candidates, every rank labelling: ``mpiexec -n 2`` chooses the same
     structures as one process, round by round, and ends with the same potential."""
@@ -347,12 +358,7 @@ def test_selection_identical_on_one_and_two_ranks(tmp_path):
              "budget = 8\nbatch_size = 3\noracle_ranks = all")
     inp = _md_inputs(tmp_path, learn, npool=20, nseeds=4)
     one = mpisnap.learn(str(inp), output_dir=str(tmp_path / "one"), autoload=False, threads=1)
-    from test_mpi import mpiexec
-
-    env = dict(os.environ, OMP_NUM_THREADS="1", MPISNAP_DISABLE_PLUGIN_AUTOLOAD="1")
-    p = subprocess.run([mpiexec(), "-n", "2", sys.executable, "-m", "mpisnap", "learn", str(inp),
-                        "--output-dir", str(tmp_path / "two"), "-q"], env=env,
-                       capture_output=True, text=True, timeout=300)
+    p = learn_on_two_ranks(inp, tmp_path / "two")
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "two" / "learn_labels.csv").read_text() == \
         (tmp_path / "one" / "learn_labels.csv").read_text()
