@@ -81,6 +81,7 @@ import math
 import numbers
 import os
 import re
+import threading
 from typing import Any, Mapping
 
 import numpy as np
@@ -89,6 +90,10 @@ try:
     import orjson as _orjson
 except ImportError:  # optional: json's own parser then
     _orjson = None
+try:
+    import simdjson as _simdjson  # pysimdjson: numbers straight into float64 buffers
+except ImportError:  # optional: orjson's (or json's) parse then
+    _simdjson = None
 
 from mpisnap import units as _units
 from mpisnap.hookspecs import hookimpl
@@ -366,6 +371,102 @@ def _loads(text: bytes):
     return json.loads(bytes(text).decode("utf-8"))
 
 
+def _simd_value(value):
+    """json.loads' value of a pysimdjson value (proxies of arrays and objects converted)."""
+    if isinstance(value, _simdjson.Array):
+        return value.as_list()
+    if isinstance(value, _simdjson.Object):
+        return value.as_dict()
+    return value
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _skeleton(value) -> bytes:
+    """The ``,``, ``[`` and ``]`` that the JSON text of a json.loads value has outside its
+    strings (an object's braces and colons left out)."""
+    if isinstance(value, list):
+        if _SCALARS.issuperset(map(type, value)):  # e.g. AtomTypes
+            return b"[" + b"," * (len(value) - 1) + b"]" if value else b"[]"
+        return b"[" + b",".join(map(_skeleton, value)) + b"]"
+    if isinstance(value, dict):
+        return b",".join(map(_skeleton, value.values()))
+    return b""
+
+
+def _simd_object(obj) -> list | None:
+    """The keys of a pysimdjson object; None if a key repeats (json.loads keeps the last value,
+    pysimdjson finds the first)."""
+    keys = list(obj.keys())
+    return keys if len(set(keys)) == len(keys) else None
+
+
+#: One pysimdjson parser per thread, reused (a new parser's buffers cost more than the parse).
+_SIMD = threading.local()
+
+
+def _simd_document(buf: bytes, start: int):
+    """The document of ``buf[start:]`` as :func:`_loads` makes it, but with Positions, Forces,
+    Lattice and Stress of ``Dataset.Data[0]`` as float64 ndarrays of rows of 3 that pysimdjson
+    (simdjson: exact number parsing) writes straight from the text, without a Python float per
+    number; None when the document is not of that plain form (the caller then parses it as
+    before). Plain: one object ``{"Dataset": {..., "Data": [{...}]}}`` without repeated keys,
+    those four arrays of rows of three numbers, and no ``,[]`` in strings: the text's ``,[]``
+    must be exactly those of the document found (which ``as_buffer``'s flattening of any nesting
+    cannot tell)."""
+    Array, Object = _simdjson.Array, _simdjson.Object
+    parser = getattr(_SIMD, "parser", None)
+    if parser is None:
+        parser = _SIMD.parser = _simdjson.Parser()
+    try:
+        doc = parser.parse(memoryview(buf)[start:])
+    except RuntimeError:  # a value of its last document is still alive somewhere: a new one
+        parser = _SIMD.parser = _simdjson.Parser()
+        doc = parser.parse(memoryview(buf)[start:])
+    if not isinstance(doc, Object) or list(doc.keys()) != ["Dataset"]:
+        return None
+    ds = doc["Dataset"]
+    keys = _simd_object(ds) if isinstance(ds, Object) else None
+    if keys is None:
+        return None
+    out: dict = {}
+    skeleton = []
+    for key in keys:
+        value = ds[key]
+        if key != "Data":
+            out[key] = value = _simd_value(value)
+            skeleton.append(_skeleton(value))
+            continue
+        if not isinstance(value, Array) or len(value) != 1:
+            return None
+        cfg = value[0]
+        ckeys = _simd_object(cfg) if isinstance(cfg, Object) else None
+        if ckeys is None:
+            return None
+        plain: dict = {}
+        inner = []
+        for ck in ckeys:
+            cv = cfg[ck]
+            if ck in _ARRAY_KEYS and isinstance(cv, Array) and len(cv):
+                rows = len(cv)
+                flat = np.frombuffer(cv.as_buffer(of_type="d"))  # numbers only, any nesting
+                if flat.size != 3 * rows:
+                    return None
+                plain[ck] = flat.reshape(rows, 3)
+                inner.append(b"[" + b"[,,]," * (rows - 1) + b"[,,]]")
+            else:
+                plain[ck] = cv = _simd_value(cv)
+                inner.append(_skeleton(cv))
+        out[key] = [plain]
+        skeleton.append(b"[" + b",".join(inner) + b"]")
+    # The text's structure must be exactly that: each row of the four arrays three numbers, no
+    # array nested in a row (as_buffer flattens any nesting), nothing unexpected in strings.
+    if memoryview(buf)[start:].tobytes().translate(None, _NOT_STRUCTURE) != b",".join(skeleton):
+        return None
+    return {"Dataset": out}
+
+
 class _FastJSON:
     """Parse one JSON document from a binary file (see the comment above)."""
 
@@ -611,6 +712,13 @@ def _json_document(path: str, fast: bool = True) -> tuple[Any, bool]:
             start = 3 if buf.startswith(b"\xef\xbb\xbf") else 0  # utf-8-sig
             if buf[start:start + 1] != b"{":  # else the first line is not a comment
                 start = _after_comment(buf, start, True)
+            if _simdjson is not None:
+                try:
+                    doc = _simd_document(buf, start)
+                except Exception:  # noqa: BLE001 - not for simdjson: parsed as below
+                    doc = None
+                if doc is not None:
+                    return doc, True
             return _loads(memoryview(buf)[start:]), True
         except Exception:  # noqa: BLE001 - anything unusual: json.loads decides, with its errors
             pass
@@ -749,6 +857,12 @@ def _list_arrays(d: dict, n: int):
     element as np.array converts them; forces or stress None when absent); None when they are
     not lists of the right shapes."""
     p, f, c, s = (d.get(k) for k in ("Positions", "Forces", "Lattice", "Stress"))
+    if type(p) is np.ndarray and type(c) is np.ndarray:  # the parse made float64 arrays
+        if (p.shape == (n, 3) and c.shape == (3, 3)
+                and (f is None or type(f) is np.ndarray and f.shape == (n, 3))
+                and (s is None or type(s) is np.ndarray and s.shape == (3, 3))):
+            return p, f, c, s
+        return None
     if (type(p) is not list or len(p) != n or type(c) is not list or len(c) != 3
             or not (f is None or type(f) is list and len(f) == n)
             or not (s is None or type(s) is list and len(s) == 3)):
@@ -831,9 +945,8 @@ def _json_config(ref: ConfigRef, d: dict) -> Configuration:
     arrays = _list_arrays(d, n) if e is None or type(e) is float else None
     if arrays is not None:  # the common case: the record checks the numbers (one pass)
         styles = ("PositionsStyle", "ForcesStyle", "LatticeStyle", "StressStyle")
-        for a, key in zip(arrays, styles):
-            if a is not None and unit[key] != 1.0:  # x * 1.0 == x: no copy
-                a *= unit[key]
+        arrays = [a if a is None or unit[key] == 1.0 else a * unit[key]  # x * 1.0 == x
+                  for a, key in zip(arrays, styles)]  # (d's arrays unchanged for the checks)
         positions, forces, cell, stress = arrays
         energy = None if e is None else e * unit["EnergyStyle"]
         try:
