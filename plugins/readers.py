@@ -406,14 +406,21 @@ def _simd_object(obj) -> list | None:
 _SIMD = threading.local()
 
 
+class _Merged(dict):
+    """A configuration's keys, Dataset's and Data[0]'s merged, as :func:`_json_parse` makes
+    them (from :func:`_simd_document`, which checked the document's structure)."""
+
+
 def _simd_document(buf: bytes, start: int):
-    """The document of ``buf[start:]`` as :func:`_loads` makes it, but with Positions, Forces,
-    Lattice and Stress of ``Dataset.Data[0]`` as float64 ndarrays of rows of 3 that pysimdjson
-    (simdjson: exact number parsing) writes straight from the text, without a Python float per
-    number; None when the document is not of that plain form (the caller then parses it as
-    before). Plain: one object ``{"Dataset": {..., "Data": [{...}]}}`` without repeated keys,
-    those four arrays of rows of three numbers, and no ``,[]`` in strings: the text's ``,[]``
-    must be exactly those of the document found (which ``as_buffer``'s flattening of any nesting
+    """The configuration of the document ``buf[start:]`` as :func:`_json_parse` makes it
+    (:class:`_Merged`), with Positions, Forces, Lattice and Stress as float64 ndarrays of rows
+    of 3 that pysimdjson (simdjson: exact number parsing) writes straight from the text, without
+    a Python float per number; None when the document is not of the plain form (the caller then
+    parses it as before). Plain: one object ``{"Dataset": {..., "Data": [{...}]}}``, no key
+    repeated (json.loads keeps the last value, simdjson finds the first) or given in both
+    objects, those four arrays of rows of three numbers, other values numbers, strings, null or
+    flat lists of them (AtomTypes), and no ``,[]`` in strings: the text's ``,[]`` must be
+    exactly those of the document found (which ``as_buffer``'s flattening of any nesting
     cannot tell)."""
     Array, Object = _simdjson.Array, _simdjson.Object
     parser = getattr(_SIMD, "parser", None)
@@ -428,43 +435,47 @@ def _simd_document(buf: bytes, start: int):
         return None
     ds = doc["Dataset"]
     keys = _simd_object(ds) if isinstance(ds, Object) else None
-    if keys is None:
+    if keys is None or "Data" not in keys:
         return None
-    out: dict = {}
-    skeleton = []
+    data = ds["Data"]
+    if not isinstance(data, Array) or len(data) != 1:
+        return None
+    cfg = data[0]
+    ckeys = _simd_object(cfg) if isinstance(cfg, Object) else None
+    if ckeys is None or not set(ckeys).isdisjoint(keys):
+        return None
+    merged = _Merged()
+    outer, inner = [], []
     for key in keys:
-        value = ds[key]
-        if key != "Data":
-            out[key] = value = _simd_value(value)
-            skeleton.append(_skeleton(value))
+        if key == "Data":
+            outer.append(None)  # Data's place
             continue
-        if not isinstance(value, Array) or len(value) != 1:
+        value = _simd_value(ds[key])
+        if type(value) is dict or type(value) is list and not _SCALARS.issuperset(map(type, value)):
             return None
-        cfg = value[0]
-        ckeys = _simd_object(cfg) if isinstance(cfg, Object) else None
-        if ckeys is None:
+        merged[key] = value
+        outer.append(_skeleton(value))
+    for key in ckeys:
+        value = cfg[key]
+        if key in _ARRAY_KEYS and isinstance(value, Array) and len(value):
+            rows = len(value)
+            flat = np.frombuffer(value.as_buffer(of_type="d"))  # numbers only, any nesting
+            if flat.size != 3 * rows:
+                return None
+            merged[key] = flat.reshape(rows, 3)
+            inner.append(b"[" + b"[,,]," * (rows - 1) + b"[,,]]")
+            continue
+        value = _simd_value(value)
+        if type(value) is dict or type(value) is list and not _SCALARS.issuperset(map(type, value)):
             return None
-        plain: dict = {}
-        inner = []
-        for ck in ckeys:
-            cv = cfg[ck]
-            if ck in _ARRAY_KEYS and isinstance(cv, Array) and len(cv):
-                rows = len(cv)
-                flat = np.frombuffer(cv.as_buffer(of_type="d"))  # numbers only, any nesting
-                if flat.size != 3 * rows:
-                    return None
-                plain[ck] = flat.reshape(rows, 3)
-                inner.append(b"[" + b"[,,]," * (rows - 1) + b"[,,]]")
-            else:
-                plain[ck] = cv = _simd_value(cv)
-                inner.append(_skeleton(cv))
-        out[key] = [plain]
-        skeleton.append(b"[" + b",".join(inner) + b"]")
+        merged[key] = value
+        inner.append(_skeleton(value))
+    outer[outer.index(None)] = b"[" + b",".join(inner) + b"]"
     # The text's structure must be exactly that: each row of the four arrays three numbers, no
     # array nested in a row (as_buffer flattens any nesting), nothing unexpected in strings.
-    if memoryview(buf)[start:].tobytes().translate(None, _NOT_STRUCTURE) != b",".join(skeleton):
+    if memoryview(buf)[start:].tobytes().translate(None, _NOT_STRUCTURE) != b",".join(outer):
         return None
-    return {"Dataset": out}
+    return merged
 
 
 class _FastJSON:
@@ -771,6 +782,8 @@ def _json_parse(path: str, fast: bool = True) -> tuple[dict, bool]:
     """(the configuration's keys, Dataset's and Data[0]'s merged, whether the bounded parse made
     them). Structure errors are one line naming the file."""
     doc, fast = _json_document(path, fast)
+    if type(doc) is _Merged:  # checked and merged by _simd_document
+        return doc, True
     if not isinstance(doc, dict) or set(doc) != {"Dataset"}:
         keys = sorted(doc) if isinstance(doc, dict) else type(doc).__name__
         raise _fail(path, f"expected one top-level object {{\"Dataset\": ...}}, got {keys}")

@@ -31,20 +31,23 @@ def _start(buf: bytes) -> int:
     return buf.index(b"\n") + 1
 
 
-def test_plain_file_numbers_straight_into_arrays():
+def test_plain_file_numbers_straight_into_arrays(tmp_path):
     for indent in (None, 1, 2):
         buf = _text(indent=indent)
-        doc = readers._simd_document(buf, _start(buf))
-        ref = json.loads(buf[_start(buf):])
-        cfg, want = doc["Dataset"]["Data"][0], ref["Dataset"]["Data"][0]
+        cfg = readers._simd_document(buf, _start(buf))
+        ref = json.loads(buf[_start(buf):])["Dataset"]
+        want = {k: v for k, v in ref.items() if k != "Data"} | ref["Data"][0]
+        assert list(cfg) == list(want)  # Dataset's keys, then the configuration's
         for key in ("Positions", "Forces", "Lattice", "Stress"):
             a, b = cfg[key], np.array(want[key], dtype=float)
             assert isinstance(a, np.ndarray) and a.dtype == np.float64 and a.shape == b.shape
             assert a.tobytes() == b.tobytes(), key  # bit for bit, the signs of zeros too
         assert {k: v for k, v in cfg.items() if not isinstance(v, np.ndarray)} == {
             k: v for k, v in want.items() if k not in readers._ARRAY_KEYS}
-        assert {k: v for k, v in doc["Dataset"].items() if k != "Data"} == {
-            k: v for k, v in ref["Dataset"].items() if k != "Data"}
+        path = tmp_path / f"plain{indent}.json"
+        path.write_bytes(buf)
+        parsed, fast = readers._json_parse(str(path))  # what the reader goes on with
+        assert fast and type(parsed) is readers._Merged and list(parsed) == list(cfg)
 
 
 def _with_positions(text: str) -> bytes:
@@ -62,6 +65,10 @@ REFUSED = {
     "a repeated key": _text().replace(b'"NumAtoms": 3', b'"NumAtoms": 3, "NumAtoms": 4'),
     "a repeated Dataset key": _text().replace(b'"EnergyStyle": "electronvolt"',
                                               b'"EnergyStyle": "electronvolt", "EnergyStyle": "ha"'),
+    "a key in both objects": _text().replace(b'"PositionsStyle": "angstrom"',
+                                             b'"PositionsStyle": "angstrom", "NumAtoms": 3'),
+    "an object among the values": _text().replace(b'"NumAtoms": 3',
+                                                  b'"NumAtoms": 3, "Extra": {"a": 1}'),
     "two configurations": _text({"Dataset": {"Data": [DOC["Dataset"]["Data"][0]] * 2}}),
     "no Dataset object": _text({"Dataset": [1, 2]}),
 }
@@ -119,4 +126,4 @@ def test_parser_reused_and_replaced_while_a_value_lives():
     assert readers._SIMD.parser is not parser  # a new one: the old one is still in use
     assert isinstance(held, simdjson.Array) and len(held) == 1
     for key in readers._ARRAY_KEYS:
-        assert np.array_equal(first["Dataset"]["Data"][0][key], second["Dataset"]["Data"][0][key])
+        assert np.array_equal(first[key], second[key])
