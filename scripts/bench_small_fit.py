@@ -17,7 +17,9 @@ drawing the plot in the fit's own process (``MPISNAP_PLOT_PROCESS=0``: no helper
 matplotlib while the fit runs); the baseline (the parity plot writer of git revision
 ``--baseline`` patched in); the current code without the parity plot (the plot's share). Reported:
 wall time and CPU time (user + system) of the process, median of ``--repeats`` after one untimed
-run each, the stage times from the run log, the start-up floor (``python -c "import mpisnap"``)
+run each, the stage times from the run log, the timeline of the current variant (when the plot's
+helper starts, when the fit asks for the plot, when the helper has imported matplotlib, when the
+plot is drawn: which of the two processes the end waits for), the start-up floor (``python -c "import mpisnap"``)
 and the largest imports of one fit (``python -X importtime``). The runs compile modules once
 into a private cache (PYTHONPYCACHEPREFIX; PYTHONDONTWRITEBYTECODE is dropped), as an installed
 package has them.
@@ -241,6 +243,51 @@ def fit_once(inp: Path, out: Path, threads: int, variant: str = "current",
     return wall, cpu, stages
 
 
+TIMELINE = """
+import json, sys, time
+T0 = time.perf_counter()
+sys.argv = {argv!r}
+marks = {{}}
+def mark(name):
+    marks.setdefault(name, round(time.perf_counter() - T0, 4))
+from mpisnap.plugins import parity_plot as pp, writers
+init, read, write = pp.PlotProcess.__init__, pp.PlotProcess._read, writers.write_parity
+def _init(self, *a, **k):
+    mark("helper started")
+    init(self, *a, **k)
+def _read(self, n, deadline):
+    out = read(self, n, deadline)
+    mark("helper ready" if n == 1 else "plot drawn")
+    return out
+def _write(*a):
+    mark("fit asks for the plot")
+    try:
+        return write(*a)
+    finally:
+        mark("plot written")
+pp.PlotProcess.__init__, pp.PlotProcess._read, writers.write_parity = _init, _read, _write
+from mpisnap.cli import main
+rc = main()
+mark("end")
+marks["fit process CPU"] = round(time.process_time(), 4)
+print(json.dumps(marks), file=sys.stderr)
+sys.exit(rc)
+"""
+
+
+def timeline(inp: Path, out: Path, threads: int) -> dict:
+    """Seconds from the start of the fit's Python code (interpreter start-up not counted) to:
+    the helper's start, the fit's request for the plot, the helper ready (matplotlib imported),
+    the plot drawn, the end; and the fit process's own CPU time (not the helper's)."""
+    argv = ["mpisnap", "fit", str(inp), "--output-dir", str(out), "-q", "--no-progress",
+            "--threads", str(threads)]
+    p = subprocess.run([sys.executable, "-c", TIMELINE.format(argv=argv)], capture_output=True,
+                       text=True, env=ENV)
+    if p.returncode:
+        raise SystemExit(f"fit failed:\n{p.stderr[-3000:]}")
+    return json.loads(p.stderr.strip().splitlines()[-1])
+
+
 def wall_of(cmd: list[str], repeats: int) -> float:
     subprocess.run(cmd, check=True, capture_output=True, env=ENV)
     times = []
@@ -294,6 +341,9 @@ def main() -> None:
             say(f"{v:>9s}: wall {statistics.median(walls):.2f} s ({min(walls):.2f}-"
                 f"{max(walls):.2f}), CPU {statistics.median(cpus):.2f} s; stages (median, s): "
                 + ", ".join(f"{s} {t:.3f}" for s, t in stages.items()))
+        marks = [timeline(inp, tmp / f"timeline{k}", args.threads) for k in range(args.repeats)]
+        say("timeline of the current variant (median, s from the start of its Python code): "
+            + ", ".join(f"{m} {statistics.median(t[m] for t in marks):.3f}" for m in marks[0]))
         for v in ("baseline", "no helper"):
             ratio = statistics.median(b[0] / c[0] for b, c in zip(runs[v], runs["current"]))
             say(f"{v} / current wall: {ratio:.2f}x (median of per-round ratios)")
