@@ -16,9 +16,10 @@ same invocation, alternating with the candidate, and medians are reported.
     python scripts/bench_nn.py memory
         stored training data per configuration, atom and neighbour; projection to 330,000
         configurations
-    python scripts/bench_nn.py accuracy [--epochs 300] [--inp-configs 300]
-        test force RMSE of NN against linear SNAP (same descriptors) on the bundled example and
-        a subset of the InP data
+    python scripts/bench_nn.py accuracy [--epochs 600] [--fweight 100] [--seeds 0]
+                                        [--inp-configs 300] [--inp-epochs 100]
+        test RMSE of NN against linear SNAP (same descriptors and split) on the bundled example
+        and a subset of the InP data
     python scripts/bench_nn.py lammps [--atoms 2048] [--steps 50]
         LAMMPS time per atom-step of the exported network (pair_style mliap model nn) against
         linear SNAP (pair_style snap) with the same descriptors
@@ -316,17 +317,33 @@ def bench_memory(args) -> None:
                       f"{total / ranks / 2**30:.2f} GiB per rank on {ranks} ranks")
 
 
+def _test_rmse(r) -> dict:
+    return {k: r.metric("*ALL", "Unweighted", "Testing", k).rmse
+            for k in ("Energy", "Force", "Stress")}
+
+
 def bench_accuracy(args) -> None:
+    """Test RMSE of NN against linear SNAP on the same descriptors and split: the example (the
+    linear fit with its own weights, and with forces weighted 5x, its best test force RMSE
+    without worse energies; the network with ``fweight`` for every group) and a subset of the
+    InP data (the linear fit with the input's weights; the network with global weights)."""
     import mpisnap
 
-    out = {}
+    rows = []
+    w = "0.8 0.2 100.0 {} {}"
     with tempfile.TemporaryDirectory() as tmp:
         lin = mpisnap.fit(EXAMPLE, write=False)
-        out["example linear"] = lin.metric("*ALL", "Unweighted", "Testing", "Force").rmse
-        nn = mpisnap.fit(NN_EXAMPLE, write=False,
-                         overrides=[f"PYTORCH.num_epochs={args.epochs}"] if args.epochs else [])
-        out["example nn"] = nn.metric("*ALL", "Unweighted", "Testing", "Force").rmse
-        epochs = nn.solve_info["epochs"]
+        rows.append(("example", "linear SNAP, the example's weights (fweight 1)", _test_rmse(lin)))
+        lin5 = mpisnap.fit(EXAMPLE, write=False,
+                           overrides=[f"GROUPS.{g}={w.format(5.0, 1e-4)}" for g in GROUPS])
+        rows.append(("example", "linear SNAP, fweight 5", _test_rmse(lin5)))
+        for seed in args.seeds:
+            nn = mpisnap.fit(NN_EXAMPLE, write=False, threads=1, overrides=[
+                f"PYTORCH.num_epochs={args.epochs}", f"PYTORCH.seed={seed}",
+                f"PYTORCH.save_state_output={tmp}/s.pt", "PYTORCH.save_freq=1000000",
+                *[f"GROUPS.{g}={w.format(args.fweight, 1e-5)}" for g in GROUPS]])
+            rows.append(("example", f"NN 64-64 tanh, fweight {args.fweight:g}, "
+                         f"{nn.solve_info['epochs']} epochs, seed {seed}", _test_rmse(nn)))
         if INP.exists() and args.inp_configs:
             from mpisnap.settings import load_settings
 
@@ -336,20 +353,24 @@ def bench_accuracy(args) -> None:
                       f"{g.fweight} {g.vweight}" for g in s.groups]
             common = ["BISPECTRUM.chemflag=0", "BISPECTRUM.bnormflag=0", *groups]
             lin = mpisnap.fit(INP, write=False, overrides=common)
-            out["InP linear"] = lin.metric("*ALL", "Unweighted", "Testing", "Force").rmse
+            rows.append(("InP", "linear SNAP, the input's weights", _test_rmse(lin)))
             nn = mpisnap.fit(INP, write=False, threads=1, overrides=common + [
                 "CALCULATOR.nonlinear=1", "SOLVER.solver=PYTORCH",
                 "PYTORCH.layer_sizes=num_desc 64 64 1", f"PYTORCH.num_epochs={args.inp_epochs}",
-                "PYTORCH.learning_rate=2e-3", "PYTORCH.batch_size=8",
-                f"PYTORCH.save_state_output={tmp}/s.pt"])
-            out["InP nn"] = nn.metric("*ALL", "Unweighted", "Testing", "Force").rmse
-    print(f"test force RMSE (eV/Å), NN {epochs} epochs on the example, {args.inp_epochs} on "
-          f"{args.inp_configs} InP configurations")
-    print("| data | linear SNAP | NN SNAP | linear / NN |\n|---|---:|---:|---:|")
-    for data in ("example", "InP"):
-        if f"{data} nn" in out:
-            a, b = out[f"{data} linear"], out[f"{data} nn"]
-            print(f"| {data} | {a:.4f} | {b:.4f} | {a / b:.2f}x |")
+                "PYTORCH.learning_rate=5e-3", "PYTORCH.batch_size=8",
+                "PYTORCH.energy_weight=100", "PYTORCH.force_weight=1",
+                "PYTORCH.scheduler_patience=10", f"PYTORCH.save_state_output={tmp}/s.pt"])
+            rows.append(("InP", f"NN 64-64 tanh, global weights (energy 100, force 1), "
+                         f"{nn.solve_info['epochs']} epochs", _test_rmse(nn)))
+    print(f"test RMSE; InP: {args.inp_configs} configurations, chemflag and bnormflag off for "
+          f"both (load {os.getloadavg()[0]:.1f})")
+    print("| data | model | energy (meV/atom) | force (eV/Å) | stress (bar) | force: linear / "
+          "this |\n|---|---|---:|---:|---:|---:|")
+    base = {}
+    for data, name, m in rows:
+        base.setdefault(data, m["Force"])
+        print(f"| {data} | {name} | {1000 * m['Energy']:.2f} | {m['Force']:.4f} | "
+              f"{m['Stress']:.0f} | {base[data] / m['Force']:.2f}x |")
 
 
 def bench_lammps(args) -> None:
@@ -414,7 +435,9 @@ def main() -> None:
     r.add_argument("--repeats", type=int, default=5)
     sub.add_parser("memory")
     a = sub.add_parser("accuracy")
-    a.add_argument("--epochs", type=int, default=None, help="default: the example's")
+    a.add_argument("--epochs", type=int, default=600)
+    a.add_argument("--fweight", type=float, default=100.0)
+    a.add_argument("--seeds", type=int, nargs="+", default=[0])
     a.add_argument("--inp-epochs", type=int, default=100)
     a.add_argument("--inp-configs", type=int, default=300)
     lm = sub.add_parser("lammps")

@@ -231,6 +231,10 @@ def test_checkpoints_go_to_the_output_folder_and_resume_exactly(cu, tmp_path, mo
     assert [h["train_loss"] for h in resumed.model.history] == \
         [h["train_loss"] for h in whole.model.history]
     assert len(saved) == 1 and list(work.iterdir()) == [] and not (tmp_path / "other.pt").exists()
+    again = mpisnap.fit(cu_input(cu, "e.in", num_epochs=4, save_state_input="ck.pt"),
+                        output_dir=out, threads=1)  # a relative state name: the output folder's
+    assert np.array_equal(again.coefficients, whole.coefficients)
+    assert again.solve_info["epochs"] == 4 and list(work.iterdir()) == []
     with pytest.raises(FitError, match=r"save_state_input: .*ck2\.pt was trained with a different "
                                        r"hidden \(hidden=\[16, 16\]\)"):
         mpisnap.fit(cu_input(cu, "c.in", num_epochs=4, save_state_input=tmp_path / "ck2.pt",

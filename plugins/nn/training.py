@@ -432,10 +432,15 @@ def _split(settings, pl, n_entries) -> tuple[np.ndarray, set[int]]:
     return test, val
 
 
-def _state_path(name: str, settings) -> str:
-    """A state file to read: as given if absolute, else from the current folder, else from the
-    input file's folder."""
-    if os.path.isabs(name) or os.path.exists(name):
+def _state_path(name: str, settings, output_dir: str | None = None) -> str:
+    """A state file to read: as given if absolute, else the first that exists of: in the fit's
+    output folder (where states are written), in the current folder, else from the input
+    file's folder."""
+    if os.path.isabs(name):
+        return name
+    if output_dir and os.path.exists(os.path.join(output_dir, name)):
+        return os.path.join(output_dir, name)
+    if os.path.exists(name):
         return os.path.abspath(name)
     return settings.resolve(name)
 
@@ -522,7 +527,8 @@ def _train(model, comm, setup, pl, timer) -> FitResult:
     test, val = _split(settings, pl, len(pl.entries))
     resume = None
     if pt.save_state_input:
-        resume = agree(comm, _load_state, model, _state_path(pt.save_state_input, settings))
+        resume = agree(comm, _load_state, model, _state_path(pt.save_state_input, settings,
+                                                            setup.output_dir))
     items = agree(comm, load_items, model, setup, pl, timer)
     for it in items:
         it.test = bool(test[it.index])
