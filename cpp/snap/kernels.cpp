@@ -337,8 +337,8 @@ struct Workspace {
   vec<double> G;                 // [ncoeff][RVL]: columns of one row chunk
   vec<double> gbuf;              // one atom's rows [3n+a][ncoeff] (quadraticflag, not kept)
   vec<double> gsum;              // [3][ncp]: Σ_n ∂B_i/∂r_in (ncp = ncoeff rounded up to L)
-  vec<double> wvir;              // [6][ncp]: the atom's virial rows
   vec<double> T;                 // [RVL][ncp]: one chunk's rows
+  vec<double> wvir;              // [6][ncp]: the atom's virial rows
   vec<double> gself;             // [images of i itself][3][ncp]
   vec<int> selfslot;             // per image of the atom: its gself slot, or -1
   vec<int> hq;                   // compact index -> full index of the U rows mb <= j/2
@@ -771,10 +771,10 @@ constexpr std::array<std::array<TileFn, UB>, sizeof...(V)> tile_table(
 // kTile[nv - 1][nu - 1]
 constexpr auto kTile = tile_table(std::make_integer_sequence<int, RV>());
 
-// Rows [lo, hi) (stream row numbers) of a chunk's columns G, transposed L columns at a time: each
-// row (image n, direction a) goes to the kept rows (Shared::g), the own-term sums, the virial and,
-// with direct force rows, the rows of the atom n is an image of (images of i itself are deferred
-// until after the own term). Not for quadraticflag (its force terms need whole rows).
+// Where the rows of one atom's dB go (fused_rows): each row (image n, direction a) goes to the
+// kept rows (Shared::g), the own-term sums, the virial and, with direct force rows, the rows of the
+// atom n is an image of (images of i itself are deferred until after the own term). Not for
+// quadraticflag (its force terms need whole rows).
 struct RowSink {
   const Tables* t;
   const Shared* sh;
@@ -786,36 +786,111 @@ struct RowSink {
   double* wv;          // [6][ncp]
 };
 
-__attribute__((noinline)) void sink_rows(const RowSink& k, const double* G, int64_t gr, int nv,
-                                         int64_t g0, int64_t g1) {
+// x[r] <- column r of the 8 x 8 matrix whose rows are x[0..7] (in registers).
+inline void transpose8v(v8* x) {
+#if defined(__AVX512F__)
+  alignas(64) static const int64_t k[4][8] = {{0, 1, 8, 9, 4, 5, 12, 13},
+                                              {2, 3, 10, 11, 6, 7, 14, 15},
+                                              {0, 1, 2, 3, 8, 9, 10, 11},
+                                              {4, 5, 6, 7, 12, 13, 14, 15}};
+  __m512d r[8], t[8];
+  for (int c = 0; c < 8; ++c) r[c] = (__m512d)x[c];
+  for (int c = 0; c < 8; c += 2) {
+    t[c] = _mm512_unpacklo_pd(r[c], r[c + 1]);
+    t[c + 1] = _mm512_unpackhi_pd(r[c], r[c + 1]);
+  }
+  const __m512i lo = _mm512_load_si512(k[0]), hi = _mm512_load_si512(k[1]);
+  r[0] = _mm512_permutex2var_pd(t[0], lo, t[2]);
+  r[1] = _mm512_permutex2var_pd(t[1], lo, t[3]);
+  r[2] = _mm512_permutex2var_pd(t[0], hi, t[2]);
+  r[3] = _mm512_permutex2var_pd(t[1], hi, t[3]);
+  r[4] = _mm512_permutex2var_pd(t[4], lo, t[6]);
+  r[5] = _mm512_permutex2var_pd(t[5], lo, t[7]);
+  r[6] = _mm512_permutex2var_pd(t[4], hi, t[6]);
+  r[7] = _mm512_permutex2var_pd(t[5], hi, t[7]);
+  const __m512i first = _mm512_load_si512(k[2]), second = _mm512_load_si512(k[3]);
+  for (int q = 0; q < 4; ++q) {
+    x[q] = (v8)_mm512_permutex2var_pd(r[q], first, r[q + 4]);
+    x[q + 4] = (v8)_mm512_permutex2var_pd(r[q], second, r[q + 4]);
+  }
+#else
+  alignas(64) double a[8][8], b[8][8];
+  for (int c = 0; c < 8; ++c) st8(a[c], x[c]);
+  transpose8(&a[0][0], 8, &b[0][0], 8);
+  for (int c = 0; c < 8; ++c) x[c] = ld8(b[c]);
+#endif
+}
+
+// One row chunk of dB (non-quadratic): the columns as short sums of coef * P[u] (DbPlan),
+// L columns at a time, transposed in registers into rows that go at once to the own-term sums and
+// the virial (register accumulators per column block) and to a small row buffer; then each row
+// goes, a whole row at a time, to the kept rows and the force rows (or, for images of i itself,
+// to gself until after the own term). The column-major chunk is never stored.
+__attribute__((noinline)) void fused_rows(const RowSink& k, const Tables::DbPlan& pl,
+                                          const double* P, int64_t gr, int nv, int64_t g0,
+                                          int64_t g1) {
   const Shared& sh = *k.sh;
   const int nc = k.nc, ncp = k.ncp;
   const int64_t lo = std::max(gr, g0), hi = std::min(gr + nv * L, g1);  // rows of this atom
   double* T = k.ws->T.data();  // [RVL][ncp]: the chunk's rows
+  int dir[RVL];
+  const double* rin[RVL];
+  for (int r = 0; r < nv * L; ++r) {
+    const int64_t row = gr + r;
+    dir[r] = -1;
+    if (row < lo || row >= hi) continue;
+    const int64_t rl = row - 3 * k.s0, n = rl / 3;
+    dir[r] = static_cast<int>(rl - 3 * n);
+    rin[r] = &sh.nl->rij[3 * (k.b + n)];
+  }
+  const int* tu = pl.tu.data();
+  const double* tc = pl.tc.data();
+  const int* ctb = pl.ctb.data();
+  const int* cte = pl.cte.data();
   for (int col = 0; col < nc; col += L) {
+    const int w = std::min(L, nc - col);  // valid columns of this block
     v8 S[3], W[6];
     for (int a = 0; a < 3; ++a) S[a] = ld8(k.gsum + a * ncp + col);
     for (int v = 0; v < 6; ++v) W[v] = ld8(k.wv + v * ncp + col);
-    for (int v = 0; v < nv; ++v)
-      transpose8(G + size_t(col) * RVL + v * L, RVL, T + size_t(v) * L * ncp + col, ncp);
-    for (int64_t row = lo; row < hi; ++row) {
-      const int64_t rl = row - 3 * k.s0, n = rl / 3;
-      const int a = static_cast<int>(rl - 3 * n);
-      const v8 x = ld8(T + (row - gr) * ncp + col);
-      S[a] += x;
-      const double* rin = &sh.nl->rij[3 * (k.b + n)];
-      switch (a) {  // W_v −= r_{vp[v]} g_{vq[v]}, Voigt xx yy zz yz xz xy
-        case 0:
-          W[0] -= splat(rin[0]) * x;
-          break;
-        case 1:
-          W[1] -= splat(rin[1]) * x;
-          W[5] -= splat(rin[0]) * x;
-          break;
-        default:
-          W[2] -= splat(rin[2]) * x;
-          W[3] -= splat(rin[1]) * x;
-          W[4] -= splat(rin[0]) * x;
+    v8 x[RV][L];
+    for (int c = 0; c < L; ++c) {
+      for (int v = 0; v < RV; ++v) x[v][c] = v8{};
+      if (c >= w) continue;
+      const int tb = ctb[col + c], te = cte[col + c];
+      if (tb == te) continue;
+      const v8 c0 = splat(tc[tb]);
+      const double* p0 = P + size_t(tu[tb]) * RVL;
+      for (int v = 0; v < nv; ++v) x[v][c] = c0 * ld8(p0 + v * L);
+      for (int q = tb + 1; q < te; ++q) {
+        const v8 cq = splat(tc[q]);
+        const double* pq = P + size_t(tu[q]) * RVL;
+        for (int v = 0; v < nv; ++v) x[v][c] += cq * ld8(pq + v * L);
+      }
+    }
+    for (int v = 0; v < nv; ++v) {
+      transpose8v(x[v]);  // x[v][l]: row v L + l, columns col..col+L
+      for (int l = 0; l < L; ++l) {
+        const int r = v * L + l, a = dir[r];
+        const v8 y = x[v][l];
+        st8(T + size_t(r) * ncp + col, y);
+        if (a < 0) continue;
+        const double* ri = rin[r];
+        switch (a) {  // S_a += g_a; W_v −= r_{vp[v]} g_{vq[v]}, Voigt xx yy zz yz xz xy
+          case 0:
+            S[0] += y;
+            W[0] -= splat(ri[0]) * y;
+            break;
+          case 1:
+            S[1] += y;
+            W[1] -= splat(ri[1]) * y;
+            W[5] -= splat(ri[0]) * y;
+            break;
+          default:
+            S[2] += y;
+            W[2] -= splat(ri[2]) * y;
+            W[3] -= splat(ri[1]) * y;
+            W[4] -= splat(ri[0]) * y;
+        }
       }
     }
     for (int a = 0; a < 3; ++a) st8(k.gsum + a * ncp + col, S[a]);
@@ -888,7 +963,8 @@ __attribute__((noinline)) void compute_db(const Tables& t, Workspace& ws, const 
     nb = neb;
     if (r1 == r0) continue;
     const Tables::DbPlan& pl = t.dbplan[nu];
-    for (int col : pl.idle) std::fill(G + size_t(col) * RVL, G + size_t(col + 1) * RVL, 0.0);
+    if (quad)
+      for (int col : pl.idle) std::fill(G + size_t(col) * RVL, G + size_t(col + 1) * RVL, 0.0);
     const int ncols = static_cast<int>(pl.cols.size());
     // Row chunks of RVL rows on multiples of L (D is 64-byte aligned), in stream row numbers;
     // rows outside [g0, g1) belong to other images and are dropped.
@@ -905,6 +981,10 @@ __attribute__((noinline)) void compute_db(const Tables& t, Workspace& ws, const 
           kTile[nv - 1][k - 1](zpj + u, nu_, d, ld, E, P + size_t(u0 + u) * RVL);
         }
       }
+      if (!quad) {
+        fused_rows(sink, pl, P, gr, nv, g0, g1);
+        continue;
+      }
       // Columns: short sums of coef * P[u].
       for (int q = 0; q < ncols; ++q) {
         double* gc = G + size_t(pl.cols[q]) * RVL;
@@ -916,10 +996,6 @@ __attribute__((noinline)) void compute_db(const Tables& t, Workspace& ws, const 
           for (int k = tb + 1; k < te; ++k) x += splat(pl.tc[k]) * ld8(P + size_t(pl.tu[k]) * RVL + v * L);
           st8(gc + v * L, x);
         }
-      }
-      if (!quad) {
-        sink_rows(sink, G, gr, nv, g0, g1);
-        continue;
       }
       // Transpose into rows.
       for (int v = 0; v < nv; ++v) {

@@ -135,6 +135,7 @@ struct Tables {
     std::vector<int> tu;      // per term: u
     std::vector<double> tc;   // per term: coefficient
     std::vector<int> idle;    // columns without one (zero derivative)
+    std::vector<int> ctb, cte;  // per column (all ncoeff): its terms [ctb, cte) (empty if idle)
   };
   std::vector<DbPlan> dbplan;  // [nu]
 

@@ -214,7 +214,10 @@ Tables::Tables(const Params& p) : params(p) {
           same->second += task.coef;
       }
     pl.cstart.push_back(0);
+    pl.ctb.assign(ncoeff, 0);
+    pl.cte.assign(ncoeff, 0);
     for (int col = 0; col < ncoeff; ++col) {
+      pl.ctb[col] = pl.cte[col] = static_cast<int>(pl.tu.size());
       if (terms[col].empty()) {
         pl.idle.push_back(col);
         continue;
@@ -225,6 +228,7 @@ Tables::Tables(const Params& p) : params(p) {
         pl.tc.push_back(c);
       }
       pl.cstart.push_back(static_cast<int>(pl.tu.size()));
+      pl.cte[col] = static_cast<int>(pl.tu.size());
     }
   }
 }
