@@ -1,13 +1,20 @@
 """mpisnap: fit SNAP interatomic potentials, FitSNAP-compatible, from a laptop to a supercomputer.
 
-``import mpisnap`` is light: it loads numpy and the compiled core only; MPI, LAMMPS, torch and
+``import mpisnap`` is light: it loads no other package (not even numpy; the names exported here
+import their modules on first use); numpy and the compiled core, MPI, LAMMPS, torch and
 matplotlib are imported where they are used.
 """
-from .descriptors import Descriptor, DescriptorResult, PairDerivatives
-from .hookspecs import hookimpl
+_LAZY = {"Descriptor": "descriptors", "DescriptorResult": "descriptors",
+         "PairDerivatives": "descriptors", "hookimpl": "hookspecs"}
 
 
-def __getattr__(name):  # lazy exports: ``import mpisnap`` does not import ase
+def __getattr__(name):  # lazy exports: ``import mpisnap`` imports nothing heavy, not even numpy
+    if name in _LAZY:  # (``mpisnap fit`` starts its plot helper before numpy's import)
+        import importlib
+
+        value = globals()[name] = getattr(importlib.import_module(f".{_LAZY[name]}", __name__),
+                                          name)
+        return value
     if name == "__version__":  # read from the installed metadata on first use (mpisnap._metadata)
         from ._metadata import version
 

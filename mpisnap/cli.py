@@ -248,18 +248,18 @@ def _terminate(signum, frame):  # SIGTERM (e.g. from mpiexec or a batch system):
 
 
 def _start_plot_helper(argv: Sequence[str]) -> None:
-    """For ``mpisnap fit`` (not ``--help``), start the parity plot's helper process now, so that
-    it imports matplotlib while this process imports the pipeline and fits (the writers plugin
-    would start it only once the plugins are registered). Nothing is started where the helper
-    cannot help (see :func:`mpisnap.plugins.writers.start_plot_process`)."""
+    """For ``mpisnap fit`` (not ``--help``), start the parity plot's helper process first thing,
+    so that it imports matplotlib while this process imports numpy, the core and the pipeline
+    and fits (the writers plugin takes it when the plugins are registered). Nothing is started
+    where the helper cannot help (:func:`mpisnap.plugins.parity_plot.can_help`)."""
     words = [a for a in argv if not a.startswith("-")]
     if not words or words[0] != "fit" or any(a in ("-h", "--help", "--version") for a in argv):
         return
     try:
-        from .plugins.writers import start_plot_process
+        from .plugins.parity_plot import start_early  # the standard library only
     except ImportError:  # pragma: no cover - plugins not installed beside the package
         return
-    start_plot_process()
+    start_early()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

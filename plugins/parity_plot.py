@@ -5,8 +5,9 @@ matplotlib's import is most of a small fit's plotting time (about a third of a w
 size of FitSNAP's Ta_Linear example). The writers plugin starts the helper when a serial fit
 begins: a Python process that runs this file as a script, imports matplotlib on another core
 while the fit runs, and draws the plot when the writer sends it the plot's numbers. This module
-imports nothing but the standard library and numpy at import time (matplotlib when drawing), so
-that the helper starts fast; it is not a plugin.
+imports nothing but the standard library at import time (numpy and matplotlib when drawing), so
+that the helper starts fast and ``mpisnap fit`` can start it first thing (:func:`start_early`,
+before its own imports); it is not a plugin.
 
 Protocol (pipes): the helper writes ``R`` once matplotlib is imported; each request is an 8-byte
 little-endian length and a pickle of ``(spec, path)``; each reply an 8-byte length and the error
@@ -23,9 +24,7 @@ import subprocess
 import sys
 import threading
 
-import numpy as np
-
-__all__ = ["parity_figure", "draw", "PlotProcess"]
+__all__ = ["parity_figure", "draw", "PlotProcess", "can_help", "start_early", "take_early"]
 
 #: Inches: the width and height of one panel, and the margins of the fixed layout.
 PANEL = 4.8
@@ -38,6 +37,7 @@ def parity_figure(spec: dict):
     markers (Agg renders one marker per colour and stamps it) and the layout is fixed (margins in
     inches, the legend measured once), instead of one collection per group and the constrained
     layout's measuring of every text: about half the drawing time."""
+    import numpy as np
     from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -167,6 +167,48 @@ class PlotProcess:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
+
+
+#: ``MPISNAP_PLOT_PROCESS=0``: never start the helper.
+PLOTTER_ENV = "MPISNAP_PLOT_PROCESS"
+#: Variables that MPI launchers set: no helper under MPI (only rank 0 writes; ranks share cores).
+MPI_ENV = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMI_RANK", "PMIX_RANK", "MPI_LOCALNRANKS",
+           "MV2_COMM_WORLD_SIZE")
+
+
+def can_help() -> bool:
+    """Whether a helper can help this process: not when ``MPISNAP_PLOT_PROCESS=0``, not once
+    matplotlib is imported here, not under MPI and not on Windows."""
+    return not (os.environ.get(PLOTTER_ENV, "1") == "0" or "matplotlib" in sys.modules
+                or "mpi4py.MPI" in sys.modules or any(v in os.environ for v in MPI_ENV)
+                or os.name == "nt" or not sys.executable)
+
+
+_early: PlotProcess | None = None
+
+
+def start_early() -> None:
+    """Start a helper now, where it can help, for the writers plugin to take
+    (:func:`take_early`): ``mpisnap fit`` calls it first thing, so that matplotlib's import
+    overlaps its own imports as well as the fit. A helper nobody takes ends with this process
+    (its input closes)."""
+    global _early
+    if _early is not None or not can_help():
+        return
+    try:
+        _early = PlotProcess()
+    except OSError:
+        return
+    import atexit
+
+    atexit.register(_early.close)
+
+
+def take_early() -> PlotProcess | None:
+    """The helper :func:`start_early` started, once (None if there is none)."""
+    global _early
+    helper, _early = _early, None
+    return helper
 
 
 def _serve() -> None:

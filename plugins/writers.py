@@ -297,12 +297,13 @@ def _parity_spec(result) -> dict | None:
     kinds = [k for k in range(len(ROW_KINDS)) if np.any(lab["kind"] == k)]
     if not kinds:
         return None
-    rng = np.random.default_rng(0)
+    rng = None  # made on first use: numpy.random's import costs a small fit ~0.05 s
     panels, legend = [], {}
     for k in kinds:
         idx = np.flatnonzero(lab["kind"] == k)
         ntot = idx.size
         if ntot > _MAX_POINTS:
+            rng = np.random.default_rng(0) if rng is None else rng
             idx = np.sort(rng.choice(idx, _MAX_POINTS, replace=False))
         x, y = truth[idx], pred[idx]
         fin = np.isfinite(x) & np.isfinite(y)
@@ -321,23 +322,18 @@ def _parity_spec(result) -> dict | None:
 #: The parity plot's helper process (:class:`mpisnap.plugins.parity_plot.PlotProcess`): None
 #: until the writers are first registered, False where there is none.
 _plotter: Any = None
-_PLOTTER_ENV = "MPISNAP_PLOT_PROCESS"  # "0": never start it
-_MPI_ENV = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMI_RANK", "PMIX_RANK", "MPI_LOCALNRANKS",
-            "MV2_COMM_WORLD_SIZE")
 
 
 def start_plot_process() -> None:
-    """Start the parity plot's helper process, once per process, where it can help: not when
-    ``MPISNAP_PLOT_PROCESS=0``, not once matplotlib is imported here, not under MPI (only rank 0
-    writes; ranks share the cores) and not on Windows. Called when the writers are registered
-    (the start of a fit), so that matplotlib's import overlaps the fit."""
+    """Start the parity plot's helper process, once per process, where it can help
+    (:func:`mpisnap.plugins.parity_plot.can_help`), or take the one ``mpisnap fit`` started at
+    its entry (:func:`~mpisnap.plugins.parity_plot.start_early`). Called when the writers are
+    registered (the start of a fit), so that matplotlib's import overlaps the fit."""
     global _plotter
     if _plotter is not None:
         return
-    _plotter = False
-    if (os.environ.get(_PLOTTER_ENV, "1") == "0" or "matplotlib" in sys.modules
-            or "mpi4py.MPI" in sys.modules or any(v in os.environ for v in _MPI_ENV)
-            or os.name == "nt" or not sys.executable):
+    _plotter = parity_plot.take_early() or False
+    if _plotter or not parity_plot.can_help():
         return
     try:
         _plotter = parity_plot.PlotProcess()

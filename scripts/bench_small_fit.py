@@ -250,22 +250,24 @@ sys.argv = {argv!r}
 marks = {{}}
 def mark(name):
     marks.setdefault(name, round(time.perf_counter() - T0, 4))
-from mpisnap.plugins import parity_plot as pp, writers
-init, read, write = pp.PlotProcess.__init__, pp.PlotProcess._read, writers.write_parity
+from mpisnap.plugins import parity_plot as pp  # the standard library only, as the CLI's
+init, read, draw = pp.PlotProcess.__init__, pp.PlotProcess._read, pp.PlotProcess.draw
 def _init(self, *a, **k):
+    import select, threading
     mark("helper started")
     init(self, *a, **k)
+    fd = self.proc.stdout.fileno()  # readable: the helper wrote "R" (matplotlib imported)
+    threading.Thread(target=lambda: select.select([fd], [], []) and mark("helper ready"),
+                     daemon=True).start()
 def _read(self, n, deadline):
     out = read(self, n, deadline)
-    mark("helper ready" if n == 1 else "plot drawn")
+    if n != 1:
+        mark("plot drawn")
     return out
-def _write(*a):
+def _draw(self, *a):
     mark("fit asks for the plot")
-    try:
-        return write(*a)
-    finally:
-        mark("plot written")
-pp.PlotProcess.__init__, pp.PlotProcess._read, writers.write_parity = _init, _read, _write
+    return draw(self, *a)
+pp.PlotProcess.__init__, pp.PlotProcess._read, pp.PlotProcess.draw = _init, _read, _draw
 from mpisnap.cli import main
 rc = main()
 mark("end")

@@ -38,6 +38,34 @@ def test_serial_svd_fit_imports_no_scipy(tmp_path):
     assert (tmp_path / "out" / "Cu_EMT_pot.snapcoeff").is_file()
 
 
+def test_fit_starts_its_plot_helper_before_numpy(tmp_path):
+    """``mpisnap fit`` starts the helper before importing numpy (``import mpisnap`` and the CLI
+    module import no package), and the writers plugin takes that helper rather than starting
+    another."""
+    code = f"""
+import json, subprocess, sys
+seen = []
+popen = subprocess.Popen.__init__
+def spy(self, *a, **k):
+    seen.append("numpy" in sys.modules)
+    popen(self, *a, **k)
+subprocess.Popen.__init__ = spy
+from mpisnap.cli import main
+rc = main(["fit", {str(EXAMPLE)!r}, "--output-dir", {str(tmp_path / "out")!r}, "-q",
+           "--no-progress"])
+from mpisnap.plugins import parity_plot, writers
+print(json.dumps([rc, seen, bool(writers._plotter), parity_plot._early is None]))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "MPISNAP_PLOT_PROCESS"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    rc, seen, taken, handed_over = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert rc == 0 and seen == [False]  # one helper, started before numpy's import
+    assert taken and handed_over
+    assert (tmp_path / "out" / "Cu_EMT_pot_parity.png").is_file()
+
+
 def test_import_mpisnap_reads_no_metadata_until_the_version_is_asked(tmp_path):
     code = ("import json, sys, mpisnap; before = 'importlib.metadata' in sys.modules; "
             "v = mpisnap.__version__; "
@@ -142,10 +170,10 @@ def test_metadata_defers_to_importlib_for_a_zip_on_the_path(tmp_path, monkeypatc
 
 
 def test_fit_starts_the_plot_helper_before_building_the_parser(monkeypatch):
-    from mpisnap.plugins import writers
+    from mpisnap.plugins import parity_plot
 
     order = []
-    monkeypatch.setattr(writers, "start_plot_process", lambda: order.append("helper"))
+    monkeypatch.setattr(parity_plot, "start_early", lambda: order.append("helper"))
 
     def parser():
         order.append("parser")
