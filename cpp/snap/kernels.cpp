@@ -847,7 +847,10 @@ __attribute__((noinline)) void fused_rows(const RowSink& k, const Tables::DbPlan
   const double* tc = pl.tc.data();
   const int* ctb = pl.ctb.data();
   const int* cte = pl.cte.data();
-  for (int col = 0; col < nc; col += L) {
+  // Columns outside [clo, chi) have no derivative from this element: their sums stay as they are,
+  // force rows are not touched there and kept rows get zeros.
+  const int clo = pl.clo, chi = pl.chi;
+  for (int col = clo / L * L; col < chi; col += L) {
     const int w = std::min(L, nc - col);  // valid columns of this block
     v8 S[3], W[6];
     for (int a = 0; a < 3; ++a) S[a] = ld8(k.gsum + a * ncp + col);
@@ -901,22 +904,22 @@ __attribute__((noinline)) void fused_rows(const RowSink& k, const Tables::DbPlan
     const int64_t rl = row - 3 * k.s0, n = rl / 3;
     const int a = static_cast<int>(rl - 3 * n);
     const double* x = T + (row - gr) * ncp;
-    if (k.kept) {
-      double* kept = k.kept + rl * nc;
+    auto whole_row = [&](double* out) {  // x on [clo, chi), zeros elsewhere
+      std::fill(out, out + clo, 0.0);
 #pragma omp simd
-      for (int q = 0; q < nc; ++q) kept[q] = x[q];
-    }
+      for (int q = clo; q < chi; ++q) out[q] = x[q];
+      std::fill(out + chi, out + nc, 0.0);
+    };
+    if (k.kept) whole_row(k.kept + rl * nc);
     if (!sh.direct) continue;
     const int m = sh.nl->owner[k.b + n];
     if (m == k.i) {
-      double* self = &k.ws->gself[(size_t(k.ws->selfslot[n]) * 3 + a) * ncp];
-#pragma omp simd
-      for (int q = 0; q < nc; ++q) self[q] = x[q];
+      whole_row(&k.ws->gself[(size_t(k.ws->selfslot[n]) * 3 + a) * ncp]);
       continue;
     }
     double* Fr = F.data + (3 * int64_t(m) + a) * F.row_stride + k.ti * F.type_stride;
 #pragma omp simd
-    for (int q = 0; q < nc; ++q) Fr[q] -= x[q];
+    for (int q = clo; q < chi; ++q) Fr[q] -= x[q];
   }
 }
 

@@ -136,6 +136,8 @@ struct Tables {
     std::vector<double> tc;   // per term: coefficient
     std::vector<int> idle;    // columns without one (zero derivative)
     std::vector<int> ctb, cte;  // per column (all ncoeff): its terms [ctb, cte) (empty if idle)
+    int clo = 0, chi = 0;       // the columns with a derivative lie in [clo, chi) (ChemSNAP: the
+                                // element triples without nu, at the ends, are skipped)
   };
   std::vector<DbPlan> dbplan;  // [nu]
 

@@ -230,6 +230,8 @@ Tables::Tables(const Params& p) : params(p) {
       pl.cstart.push_back(static_cast<int>(pl.tu.size()));
       pl.cte[col] = static_cast<int>(pl.tu.size());
     }
+    pl.clo = pl.cols.empty() ? 0 : pl.cols.front();
+    pl.chi = pl.cols.empty() ? 0 : pl.cols.back() + 1;
   }
 }
 
