@@ -956,10 +956,14 @@ def _json_config(ref: ConfigRef, d: dict) -> Configuration:
     symbols = tuple(map(stripped.__getitem__, types))
     e = d.get("Energy")
     arrays = _list_arrays(d, n) if e is None or type(e) is float else None
+    styles = ("PositionsStyle", "ForcesStyle", "LatticeStyle", "StressStyle")
+    if arrays is not None and arrays[0] is d["Positions"] and any(
+            a is not None and unit[key] != 1.0 for a, key in zip(arrays, styles)):
+        arrays = None  # the parse's own arrays: scaled in place, once, by the checks below
     if arrays is not None:  # the common case: the record checks the numbers (one pass)
-        styles = ("PositionsStyle", "ForcesStyle", "LatticeStyle", "StressStyle")
-        arrays = [a if a is None or unit[key] == 1.0 else a * unit[key]  # x * 1.0 == x
-                  for a, key in zip(arrays, styles)]  # (d's arrays unchanged for the checks)
+        for a, key in zip(arrays, styles):
+            if a is not None and unit[key] != 1.0:  # x * 1.0 == x: no copy
+                a *= unit[key]
         positions, forces, cell, stress = arrays
         energy = None if e is None else e * unit["EnergyStyle"]
         try:

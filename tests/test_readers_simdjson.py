@@ -105,9 +105,12 @@ def _read(tmp_path, buf: bytes, name: str):
                       None if c.stress is None else c.stress.tobytes())
 
 
-@pytest.mark.parametrize("case", ["plain"] + sorted(REFUSED) + sorted(BROKEN))
+OTHER_UNITS = _text().replace(b'"angstrom"', b'"bohr"').replace(b'"electronvolt"', b'"hartree"')
+
+
+@pytest.mark.parametrize("case", ["plain", "other units"] + sorted(REFUSED) + sorted(BROKEN))
 def test_same_record_or_error_as_without_simdjson(case, tmp_path, monkeypatch):
-    buf = {"plain": _text(), **REFUSED, **BROKEN}[case]
+    buf = {"plain": _text(), "other units": OTHER_UNITS, **REFUSED, **BROKEN}[case]
     name = case.replace(" ", "_").replace(",", "")
     got = _read(tmp_path, buf, name)
     monkeypatch.setattr(readers, "_simdjson", None)
