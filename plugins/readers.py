@@ -81,7 +81,6 @@ import math
 import numbers
 import os
 import re
-import threading
 from typing import Any, Mapping
 
 import numpy as np
@@ -90,10 +89,6 @@ try:
     import orjson as _orjson
 except ImportError:  # optional: json's own parser then
     _orjson = None
-try:
-    import simdjson as _simdjson  # pysimdjson: numbers straight into float64 buffers
-except ImportError:  # optional: orjson's (or json's) parse then
-    _simdjson = None
 
 from mpisnap import units as _units
 from mpisnap.hookspecs import hookimpl
@@ -371,113 +366,6 @@ def _loads(text: bytes):
     return json.loads(bytes(text).decode("utf-8"))
 
 
-def _simd_value(value):
-    """json.loads' value of a pysimdjson value (proxies of arrays and objects converted)."""
-    if isinstance(value, _simdjson.Array):
-        return value.as_list()
-    if isinstance(value, _simdjson.Object):
-        return value.as_dict()
-    return value
-
-
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-
-
-def _skeleton(value) -> bytes:
-    """The ``,``, ``[`` and ``]`` that the JSON text of a json.loads value has outside its
-    strings (an object's braces and colons left out)."""
-    if isinstance(value, list):
-        if _SCALARS.issuperset(map(type, value)):  # e.g. AtomTypes
-            return b"[" + b"," * (len(value) - 1) + b"]" if value else b"[]"
-        return b"[" + b",".join(map(_skeleton, value)) + b"]"
-    if isinstance(value, dict):
-        return b",".join(map(_skeleton, value.values()))
-    return b""
-
-
-def _simd_object(obj) -> list | None:
-    """The keys of a pysimdjson object; None if a key repeats (json.loads keeps the last value,
-    pysimdjson finds the first)."""
-    keys = list(obj.keys())
-    return keys if len(set(keys)) == len(keys) else None
-
-
-#: One pysimdjson parser per thread, reused (a new parser's buffers cost more than the parse).
-_SIMD = threading.local()
-
-
-class _Merged(dict):
-    """A configuration's keys, Dataset's and Data[0]'s merged, as :func:`_json_parse` makes
-    them (from :func:`_simd_document`, which checked the document's structure)."""
-
-
-def _simd_document(buf: bytes, start: int):
-    """The configuration of the document ``buf[start:]`` as :func:`_json_parse` makes it
-    (:class:`_Merged`), with Positions, Forces, Lattice and Stress as float64 ndarrays of rows
-    of 3 that pysimdjson (simdjson: exact number parsing) writes straight from the text, without
-    a Python float per number; None when the document is not of the plain form (the caller then
-    parses it as before). Plain: one object ``{"Dataset": {..., "Data": [{...}]}}``, no key
-    repeated (json.loads keeps the last value, simdjson finds the first) or given in both
-    objects, those four arrays of rows of three numbers, other values numbers, strings, null or
-    flat lists of them (AtomTypes), and no ``,[]`` in strings: the text's ``,[]`` must be
-    exactly those of the document found (which ``as_buffer``'s flattening of any nesting
-    cannot tell)."""
-    Array, Object = _simdjson.Array, _simdjson.Object
-    parser = getattr(_SIMD, "parser", None)
-    if parser is None:
-        parser = _SIMD.parser = _simdjson.Parser()
-    try:
-        doc = parser.parse(memoryview(buf)[start:])
-    except RuntimeError:  # a value of its last document is still alive somewhere: a new one
-        parser = _SIMD.parser = _simdjson.Parser()
-        doc = parser.parse(memoryview(buf)[start:])
-    if not isinstance(doc, Object) or list(doc.keys()) != ["Dataset"]:
-        return None
-    ds = doc["Dataset"]
-    keys = _simd_object(ds) if isinstance(ds, Object) else None
-    if keys is None or "Data" not in keys:
-        return None
-    data = ds["Data"]
-    if not isinstance(data, Array) or len(data) != 1:
-        return None
-    cfg = data[0]
-    ckeys = _simd_object(cfg) if isinstance(cfg, Object) else None
-    if ckeys is None or not set(ckeys).isdisjoint(keys):
-        return None
-    merged = _Merged()
-    outer, inner = [], []
-    for key in keys:
-        if key == "Data":
-            outer.append(None)  # Data's place
-            continue
-        value = _simd_value(ds[key])
-        if type(value) is dict or type(value) is list and not _SCALARS.issuperset(map(type, value)):
-            return None
-        merged[key] = value
-        outer.append(_skeleton(value))
-    for key in ckeys:
-        value = cfg[key]
-        if key in _ARRAY_KEYS and isinstance(value, Array) and len(value):
-            rows = len(value)
-            flat = np.frombuffer(value.as_buffer(of_type="d"))  # numbers only, any nesting
-            if flat.size != 3 * rows:
-                return None
-            merged[key] = flat.reshape(rows, 3)
-            inner.append(b"[" + b"[,,]," * (rows - 1) + b"[,,]]")
-            continue
-        value = _simd_value(value)
-        if type(value) is dict or type(value) is list and not _SCALARS.issuperset(map(type, value)):
-            return None
-        merged[key] = value
-        inner.append(_skeleton(value))
-    outer[outer.index(None)] = b"[" + b",".join(inner) + b"]"
-    # The text's structure must be exactly that: each row of the four arrays three numbers, no
-    # array nested in a row (as_buffer flattens any nesting), nothing unexpected in strings.
-    if memoryview(buf)[start:].tobytes().translate(None, _NOT_STRUCTURE) != b",".join(outer):
-        return None
-    return merged
-
-
 class _FastJSON:
     """Parse one JSON document from a binary file (see the comment above)."""
 
@@ -723,13 +611,6 @@ def _json_document(path: str, fast: bool = True) -> tuple[Any, bool]:
             start = 3 if buf.startswith(b"\xef\xbb\xbf") else 0  # utf-8-sig
             if buf[start:start + 1] != b"{":  # else the first line is not a comment
                 start = _after_comment(buf, start, True)
-            if _simdjson is not None:
-                try:
-                    doc = _simd_document(buf, start)
-                except Exception:  # noqa: BLE001 - not for simdjson: parsed as below
-                    doc = None
-                if doc is not None:
-                    return doc, True
             return _loads(memoryview(buf)[start:]), True
         except Exception:  # noqa: BLE001 - anything unusual: json.loads decides, with its errors
             pass
@@ -782,8 +663,6 @@ def _json_parse(path: str, fast: bool = True) -> tuple[dict, bool]:
     """(the configuration's keys, Dataset's and Data[0]'s merged, whether the bounded parse made
     them). Structure errors are one line naming the file."""
     doc, fast = _json_document(path, fast)
-    if type(doc) is _Merged:  # checked and merged by _simd_document
-        return doc, True
     if not isinstance(doc, dict) or set(doc) != {"Dataset"}:
         keys = sorted(doc) if isinstance(doc, dict) else type(doc).__name__
         raise _fail(path, f"expected one top-level object {{\"Dataset\": ...}}, got {keys}")
@@ -870,12 +749,6 @@ def _list_arrays(d: dict, n: int):
     element as np.array converts them; forces or stress None when absent); None when they are
     not lists of the right shapes."""
     p, f, c, s = (d.get(k) for k in ("Positions", "Forces", "Lattice", "Stress"))
-    if type(p) is np.ndarray and type(c) is np.ndarray:  # the parse made float64 arrays
-        if (p.shape == (n, 3) and c.shape == (3, 3)
-                and (f is None or type(f) is np.ndarray and f.shape == (n, 3))
-                and (s is None or type(s) is np.ndarray and s.shape == (3, 3))):
-            return p, f, c, s
-        return None
     if (type(p) is not list or len(p) != n or type(c) is not list or len(c) != 3
             or not (f is None or type(f) is list and len(f) == n)
             or not (s is None or type(s) is list and len(s) == 3)):
@@ -956,11 +829,8 @@ def _json_config(ref: ConfigRef, d: dict) -> Configuration:
     symbols = tuple(map(stripped.__getitem__, types))
     e = d.get("Energy")
     arrays = _list_arrays(d, n) if e is None or type(e) is float else None
-    styles = ("PositionsStyle", "ForcesStyle", "LatticeStyle", "StressStyle")
-    if arrays is not None and arrays[0] is d["Positions"] and any(
-            a is not None and unit[key] != 1.0 for a, key in zip(arrays, styles)):
-        arrays = None  # the parse's own arrays: scaled in place, once, by the checks below
     if arrays is not None:  # the common case: the record checks the numbers (one pass)
+        styles = ("PositionsStyle", "ForcesStyle", "LatticeStyle", "StressStyle")
         for a, key in zip(arrays, styles):
             if a is not None and unit[key] != 1.0:  # x * 1.0 == x: no copy
                 a *= unit[key]
