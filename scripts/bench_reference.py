@@ -132,6 +132,33 @@ def main() -> None:
         t_new.append(stage(new, configs))
         say(f"# pass {r + 1}: NumPy {t_old[-1][0]:.2f} s wall, {t_old[-1][1]:.2f} s CPU; "
             f"core {t_new[-1][0]:.3f} s wall, {t_new[-1][1]:.3f} s CPU")
+    say(f"# median of the per-pass ratios: wall "
+        f"{statistics.median(o[0] / n[0] for o, n in zip(t_old, t_new)):.1f}x, CPU "
+        f"{statistics.median(o[1] / n[1] for o, n in zip(t_old, t_new)):.1f}x")
+    # Where the core path's time goes: the plugin (symbols to types, the record), mpisnap.zbl's
+    # checks and normalisation, the C++ call alone (arguments prepared beforehand).
+    z = new.zbl
+    prepared = []
+    for c in configs:
+        pos, cell, pbc = z._normalise(c.positions, c.cell, c.pbc)
+        types = np.fromiter(map(new.types.__getitem__, c.symbols), np.int32, len(c.symbols))
+        prepared.append((c.positions, c.cell, c.pbc, pos, cell, pbc, types))
+    layers = {"plugin compute (the stage)": [], "ZBL.compute": [], "C++ call alone": []}
+    for _ in range(args.repeats):
+        c0 = time.process_time()
+        for c in configs:
+            new.compute(c)
+        layers["plugin compute (the stage)"].append(time.process_time() - c0)
+        c0 = time.process_time()
+        for p0, c1, b1, _p, _c, _b, t in prepared:
+            z.compute(p0, c1, b1, t)
+        layers["ZBL.compute"].append(time.process_time() - c0)
+        c0 = time.process_time()
+        for _p0, _c1, _b1, p, c, b, t in prepared:
+            z._core.compute(p, c, b, t, 0, z.BLOCK_ATOMS)
+        layers["C++ call alone"].append(time.process_time() - c0)
+    say("# core path by layer, CPU µs/config (median of passes): " + ", ".join(
+        f"{k} {1e6 * statistics.median(v) / len(configs):.1f}" for k, v in layers.items()))
     say("")
     say(f"| reference stage, {len(configs):,} WBe-like configurations, median of "
         f"{args.repeats} | NumPy (before) | core | speed-up |")
