@@ -180,7 +180,10 @@ def _mpisnap_run(inp: Path, nranks: int = 1, overrides=()) -> dict:
         raise SystemExit(p.stderr[-3000:])
     line = next(ln for ln in p.stdout.splitlines() if ln.startswith("RESULT "))
     out = json.loads(line[len("RESULT "):])
-    out["rss"] = max(int(x) for x in re.findall(r"MAXRSS (\d+)", p.stderr)) / 1024
+    rss = [int(x) for x in re.findall(r"MAXRSS (\d+)", p.stderr)]
+    out["rss"] = max(rss) / 1024 if rss else float("nan")
+    if not rss:
+        print("no peak RSS reported; stderr ends:", p.stderr[-500:], file=sys.stderr)
     return out
 
 
