@@ -19,10 +19,16 @@ descriptor stage against LAMMPS `compute snap`, all measured in one run on this 
    the ratio is taken on that subset. A few subset configurations are also checked against
    LAMMPS (largest force-row and B differences over those configurations, relative to the
    largest LAMMPS value there).
-4. FitSNAP's figures (measured by the project earlier on this machine, quoted, not re-measured):
-   start-up about 8 s, InP descriptors 68 s, solve 19 s.
+4. FitSNAP's figures: without ``--fitsnap``, quoted (measured by the project earlier on this
+   machine: start-up about 8 s, InP descriptors 68 s, solve 19 s). With ``--fitsnap DIR``
+   (FitSNAP 3.1.0.4 installed with ``pip install --target DIR --no-deps fitsnap3 ...``, see
+   ``scripts/bench_nn.py``; run with that script's API shims for today's LAMMPS), the end-to-end
+   step alternates FitSNAP (``mpiexec -n 2``, in a temporary folder holding a copy of INPUT and a
+   link to its data folder) and ``mpisnap fit`` --fit-repeats times; the ratio is the median of
+   the per-pair wall-time ratios.
 
     python scripts/bench_fit.py [--subset 4] [--skip-lammps] [--threads 1 2] [--repeats 5]
+                                [--fitsnap DIR --fit-repeats 2]
 
 The defaults take about 4-5 minutes on a 2-core machine. The end-to-end fit uses
 ``--threads max(--threads)``.
@@ -110,9 +116,39 @@ def end_to_end(input_path: str, threads: int) -> dict:
         with open(os.path.join(out, "fit", logs[0])) as fh:
             log_text = fh.read()
     rows = int(re.search(r"^rows: (\d+)", log_text, re.M).group(1))
-    cols = int(re.search(r"\((\d+) columns\)", log_text).group(1))
+    cols = int(re.search(r"\((\d+) (?:columns|coefficients)\)", log_text).group(1))
     return dict(wall=wall, wall_outer=wall_outer, rss=rss_kib * 1024, stages=stages, rows=rows,
                 cols=cols, threads=threads, log=log_text)
+
+
+def fitsnap_end_to_end(input_path: str, fitsnap: str, ranks: int = 2) -> float:
+    """Wall seconds (GNU time) of FitSNAP 3.1.0.4 on INPUT with `ranks` MPI ranks."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_nn import _FITSNAP_SHIMS
+
+    data = os.path.dirname(os.path.abspath(input_path))
+    with open(input_path) as fh:
+        text = fh.read()
+    m = re.search(r"^\s*dataPath\s*=\s*(\S+)", text, re.M)
+    sub = m.group(1) if m else "JSON"
+    with tempfile.TemporaryDirectory(prefix="bench_fit-fitsnap-") as d:
+        with open(os.path.join(d, os.path.basename(input_path)), "w") as fh:
+            fh.write(text)
+        os.symlink(os.path.join(data, sub), os.path.join(d, sub))
+        with open(os.path.join(d, "run_fitsnap.py"), "w") as fh:
+            fh.write(_FITSNAP_SHIMS)
+        tfile = os.path.join(d, "gnu-time.txt")
+        env = dict(os.environ, PYTHONPATH=fitsnap + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+        proc = subprocess.run([GNU_TIME, "-v", "-o", tfile, mpiexec, "-n", str(ranks),
+                               sys.executable, "run_fitsnap.py", os.path.basename(input_path)],
+                              cwd=d, env=env, capture_output=True, text=True)
+        wrote = any(f.endswith(".snapcoeff") for f in os.listdir(d))
+        if proc.returncode != 0 or not wrote:
+            sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+            raise SystemExit(f"FitSNAP failed with status {proc.returncode}")
+        with open(tfile) as fh:
+            return _wall_seconds(_gnu_time_field(fh.read(), "Elapsed (wall clock) time"))
 
 
 # -- 3. descriptors vs LAMMPS ---------------------------------------------------------------
@@ -219,7 +255,7 @@ def table(st, e2e, db) -> str:
     def yes(ok: bool) -> str:
         return "yes" if ok else "**no**"
 
-    lines = ["| measure | mpisnap (this run) | FitSNAP (earlier, this machine) | target | met |",
+    lines = ["| measure | mpisnap (this run) | FitSNAP | target | met |",
              "|---|---:|---:|---:|:---:|"]
     add = lambda *cells: lines.append("| " + " | ".join(cells) + " |")  # noqa: E731
     if st:
@@ -230,7 +266,10 @@ def table(st, e2e, db) -> str:
     if e2e:
         s = e2e["stages"]
         add(f"InP `mpisnap fit` end to end, wall (GNU time, {e2e['threads']} threads)",
-            f"{e2e['wall']:.1f} s", "", "", "")
+            f"{e2e['wall']:.1f} s", FITSNAP.get("wall", ""), "", "")
+        if "ratio" in FITSNAP:
+            add("FitSNAP / mpisnap, end to end (median of alternating pairs)", "",
+                f"{FITSNAP['ratio']:.2f}×", "≥ 5×", yes(FITSNAP["ratio"] >= 5))
         for k in STAGES:
             if k in s:
                 add(f"  stage: {k}" + (" (in-process)" if k == "total" else ""),
@@ -282,6 +321,11 @@ def main() -> None:
     ap.add_argument("--skip-startup", action="store_true")
     ap.add_argument("--skip-fit", action="store_true", help="no end-to-end fit")
     ap.add_argument("--skip-descriptors", action="store_true")
+    ap.add_argument("--fitsnap", metavar="DIR",
+                    help="FitSNAP 3.1.0.4 installed with pip --target DIR: run it alternately "
+                         "with the end-to-end fit (2 MPI ranks)")
+    ap.add_argument("--fit-repeats", type=int, default=2,
+                    help="alternating FitSNAP/mpisnap pairs with --fitsnap (default 2)")
     args = ap.parse_args()
     if args.subset < 1 or min(args.threads) < 1:
         ap.error("--subset and --threads must be >= 1")
@@ -308,7 +352,21 @@ def main() -> None:
     if not args.skip_fit:
         if not os.access(GNU_TIME, os.X_OK):
             raise SystemExit(f"{GNU_TIME} (GNU time) is needed for the end-to-end run")
-        e2e = end_to_end(args.input, max(args.threads))
+        if args.fitsnap:
+            fs, ours = [], []
+            for k in range(args.fit_repeats):
+                fs.append(fitsnap_end_to_end(args.input, args.fitsnap))
+                e2e = end_to_end(args.input, max(args.threads))
+                ours.append(e2e["wall"])
+                say(f"pair {k + 1}: FitSNAP {fs[-1]:.1f} s, mpisnap {ours[-1]:.1f} s wall "
+                    f"({fs[-1] / ours[-1]:.2f}x; load average {os.getloadavg()[0]:.2f})")
+            FITSNAP.clear()  # measured now: the quoted stage figures do not apply
+            FITSNAP["wall"] = f"{statistics.median(fs):.1f} s (this run, 2 ranks)"
+            FITSNAP["ratio"] = statistics.median(a / b for a, b in zip(fs, ours))
+            say(f"FitSNAP / mpisnap wall, median of {args.fit_repeats} alternating pairs: "
+                f"{FITSNAP['ratio']:.2f}x")
+        else:
+            e2e = end_to_end(args.input, max(args.threads))
         say(f"end to end: {e2e['wall']:.1f} s wall, peak RSS {e2e['rss'] / GIB:.2f} GiB, "
             f"stages " + ", ".join(f"{k} {v:.2f} s" for k, v in e2e["stages"].items()))
         say(f"design matrix {e2e['rows']} x {e2e['cols']}")
@@ -324,8 +382,11 @@ def main() -> None:
     say("")
     say(table(st, e2e, db))
     say("")
-    say("FitSNAP figures: measured by the project earlier on this machine, quoted here, not "
-        "re-measured in this run.")
+    if "ratio" in FITSNAP:
+        say("FitSNAP: measured in this run, alternating with mpisnap fit (median wall).")
+    else:
+        say("FitSNAP figures: measured by the project earlier on this machine, quoted here, not "
+            "re-measured in this run.")
     if db and db["lammps"] and db["subset"] > 1:
         say(f"LAMMPS was timed on every {db['subset']}th configuration only (deterministic "
             f"subset); the ratios compare mpisnap on the same subset.")
