@@ -256,7 +256,8 @@ def _init(self, *a, **k):
     import select, threading
     mark("helper started")
     init(self, *a, **k)
-    fd = self.proc.stdout.fileno()  # readable: the helper wrote "R" (matplotlib imported)
+    fd = self.proc.stdout.fileno()  # readable: the helper wrote "R" (matplotlib imported; a
+    # loaded machine may run this thread only after the fit took the "R": the mark is then missing)
     threading.Thread(target=lambda: select.select([fd], [], []) and mark("helper ready"),
                      daemon=True).start()
 def _read(self, n, deadline):
@@ -344,8 +345,12 @@ def main() -> None:
                 f"{max(walls):.2f}), CPU {statistics.median(cpus):.2f} s; stages (median, s): "
                 + ", ".join(f"{s} {t:.3f}" for s, t in stages.items()))
         marks = [timeline(inp, tmp / f"timeline{k}", args.threads) for k in range(args.repeats)]
+        names = sorted({m for t in marks for m in t},
+                       key=lambda m: statistics.median(t[m] for t in marks if m in t))
         say("timeline of the current variant (median, s from the start of its Python code): "
-            + ", ".join(f"{m} {statistics.median(t[m] for t in marks):.3f}" for m in marks[0]))
+            + ", ".join(f"{m} {statistics.median(t[m] for t in marks if m in t):.3f}"
+                        for m in names if m != "fit process CPU")
+            + f"; fit process CPU {statistics.median(t['fit process CPU'] for t in marks):.3f}")
         for v in ("baseline", "no helper"):
             ratio = statistics.median(b[0] / c[0] for b, c in zip(runs[v], runs["current"]))
             say(f"{v} / current wall: {ratio:.2f}x (median of per-round ratios)")
