@@ -251,14 +251,12 @@ def _start_plot_helper(argv: Sequence[str]) -> None:
     """For ``mpisnap fit`` (not ``--help``), start the parity plot's helper process first thing,
     so that it imports matplotlib while this process imports numpy, the core and the pipeline
     and fits (the writers plugin takes it when the plugins are registered). Nothing is started
-    where the helper cannot help (:func:`mpisnap.plugins.parity_plot.can_help`)."""
+    where the helper cannot help (:func:`mpisnap.plot_process.can_help`)."""
     words = [a for a in argv if not a.startswith("-")]
     if not words or words[0] != "fit" or any(a in ("-h", "--help", "--version") for a in argv):
         return
-    try:
-        from .plugins.parity_plot import start_early  # the standard library only
-    except ImportError:  # pragma: no cover - plugins not installed beside the package
-        return
+    from .plot_process import start_early  # the standard library only
+
     start_early()
 
 

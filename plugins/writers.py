@@ -319,15 +319,15 @@ def _parity_spec(result) -> dict | None:
             "ngroups": len(shard.group_names)}
 
 
-#: The parity plot's helper process (:class:`mpisnap.plugins.parity_plot.PlotProcess`): None
+#: The parity plot's helper process (:class:`mpisnap.plot_process.PlotProcess`): None
 #: until the writers are first registered, False where there is none.
 _plotter: Any = None
 
 
 def start_plot_process() -> None:
     """Start the parity plot's helper process, once per process, where it can help
-    (:func:`mpisnap.plugins.parity_plot.can_help`), or take the one ``mpisnap fit`` started at
-    its entry (:func:`~mpisnap.plugins.parity_plot.start_early`). Called when the writers are
+    (:func:`mpisnap.plot_process.can_help`), or take the one ``mpisnap fit`` started at
+    its entry (:func:`~mpisnap.plot_process.start_early`). Called when the writers are
     registered (the start of a fit), so that matplotlib's import overlaps the fit."""
     global _plotter
     if _plotter is not None:
@@ -352,7 +352,7 @@ def write_parity(result, output_dir: str) -> list[str]:
         return []
     path = os.path.join(output_dir, result.settings.outfile.potential + "_parity.png")
     with atomic_path(path) as tmp:  # by the helper process when there is one, else here
-        if not (_plotter and _plotter.draw(spec, tmp)):
+        if not (_plotter and _plotter.call(parity_plot.DRAW, spec, tmp)):
             parity_plot.draw(spec, tmp)
     return [path]
 

@@ -250,8 +250,8 @@ sys.argv = {argv!r}
 marks = {{}}
 def mark(name):
     marks.setdefault(name, round(time.perf_counter() - T0, 4))
-from mpisnap.plugins import parity_plot as pp  # the standard library only, as the CLI's
-init, read, draw = pp.PlotProcess.__init__, pp.PlotProcess._read, pp.PlotProcess.draw
+from mpisnap import plot_process as pp  # the standard library only, as the CLI's
+init, read, draw = pp.PlotProcess.__init__, pp.PlotProcess._read, pp.PlotProcess.call
 def _init(self, *a, **k):
     import select, threading
     mark("helper started")
@@ -268,7 +268,7 @@ def _read(self, n, deadline):
 def _draw(self, *a):
     mark("fit asks for the plot")
     return draw(self, *a)
-pp.PlotProcess.__init__, pp.PlotProcess._read, pp.PlotProcess.draw = _init, _read, _draw
+pp.PlotProcess.__init__, pp.PlotProcess._read, pp.PlotProcess.call = _init, _read, _draw
 from mpisnap.cli import main
 rc = main()
 mark("end")

@@ -53,8 +53,9 @@ subprocess.Popen.__init__ = spy
 from mpisnap.cli import main
 rc = main(["fit", {str(EXAMPLE)!r}, "--output-dir", {str(tmp_path / "out")!r}, "-q",
            "--no-progress"])
-from mpisnap.plugins import parity_plot, writers
-print(json.dumps([rc, seen, bool(writers._plotter), parity_plot._early is None]))
+from mpisnap import plot_process
+from mpisnap.plugins import writers
+print(json.dumps([rc, seen, bool(writers._plotter), plot_process._early is None]))
 """
     env = {k: v for k, v in os.environ.items() if k != "MPISNAP_PLOT_PROCESS"}
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
@@ -170,10 +171,10 @@ def test_metadata_defers_to_importlib_for_a_zip_on_the_path(tmp_path, monkeypatc
 
 
 def test_fit_starts_the_plot_helper_before_building_the_parser(monkeypatch):
-    from mpisnap.plugins import parity_plot
+    from mpisnap import plot_process
 
     order = []
-    monkeypatch.setattr(parity_plot, "start_early", lambda: order.append("helper"))
+    monkeypatch.setattr(plot_process, "start_early", lambda: order.append("helper"))
 
     def parser():
         order.append("parser")

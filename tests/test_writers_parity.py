@@ -102,10 +102,11 @@ def test_helper_process_draws_the_same_image_and_survives_a_bad_request(tmp_path
     spec = W._parity_spec(result_for(("Bulk", "EOS", "Shear")))
     helper = parity_plot.PlotProcess()
     try:
-        assert helper.draw(spec, str(tmp_path / "helper.png"))
-        assert not helper.draw({"panels": "nonsense"}, str(tmp_path / "bad.png"))  # an error there
+        assert helper.call(parity_plot.DRAW, spec, str(tmp_path / "helper.png"))
+        assert not helper.call(parity_plot.DRAW, {"panels": "nonsense"},
+                               str(tmp_path / "bad.png"))  # an error there
         assert helper.proc.poll() is None  # still serving
-        assert helper.draw(spec, str(tmp_path / "again.png"))
+        assert helper.call(parity_plot.DRAW, spec, str(tmp_path / "again.png"))
     finally:
         helper.close()
     assert helper.proc.poll() is not None
@@ -163,6 +164,7 @@ def test_idle_helper_ends_and_the_writer_draws_itself(tmp_path, monkeypatch):
     helper = parity_plot.PlotProcess()
     try:
         assert helper.proc.wait(timeout=120) == 0  # ready, then idle for IDLE seconds: ended
-        assert not helper.draw(W._parity_spec(result_for(("Bulk",))), str(tmp_path / "p.png"))
+        spec = W._parity_spec(result_for(("Bulk",)))
+        assert not helper.call(parity_plot.DRAW, spec, str(tmp_path / "p.png"))
     finally:
         helper.close()
