@@ -70,6 +70,43 @@ def test_local_r_peak_memory_is_about_one_block():
     assert peak < 1.25 * block_bytes, (peak, block_bytes)
 
 
+def test_tall_blocks_are_folded_chunk_by_chunk_to_lapack_s_r():
+    """Above SMALL_QR and 2 chunks of rows, local_r and StreamingR fold chunks into R by dtpqrt
+    (with a short last chunk): the R of LAPACK's QR of the whole weighted block, up to row signs,
+    with one chunk's buffer instead of a copy of the block, and a NaN in a later chunk found."""
+    import mpisnap.tsqr as T
+    from mpisnap.threads import SMALL_QR
+
+    m, n = 5 * T._CHUNK_ROWS + 1234, 100
+    assert m * (n + 1) ** 2 > SMALL_QR
+    A, b, w = _problem(m, n, seed=4, cond=1e3)
+    M = np.column_stack([A * w[:, None], b * w])
+    R0 = np.linalg.qr(M, mode="r")
+    R0 *= np.sign(np.diagonal(R0))[:, None]
+    T._lapack()  # SciPy's import is not the fold's memory
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        Rf = local_r(A, b, w)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.3 * M.nbytes, (peak, M.nbytes)  # a chunk: a fifth of the block here
+    assert Rf.shape == (n + 1, n + 1) and not np.tril(Rf, -1).any()
+    assert (np.diagonal(Rf) >= 0).all()
+    assert _relerr(Rf, R0) < 1e-12
+    acc = StreamingR(n)
+    acc.add(A[:7], b[:7], w[:7])  # a trapezoidal R first, then a tall block
+    acc.add(A[7:], b[7:], w[7:])
+    R, qb, rnorm2 = acc.finalize(SerialComm())
+    assert _relerr(np.column_stack([R, qb]), R0[:n]) < 1e-12
+    assert np.isclose(rnorm2, R0[n, n] ** 2, rtol=1e-10)
+    b2 = b.copy()
+    b2[-5] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        local_r(A, b2, w, check_finite=True)
+
+
 # ------------------------------------------------------------------------------- combine
 
 
