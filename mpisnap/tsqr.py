@@ -156,9 +156,9 @@ def local_r(A, b, w=None, *, check_finite: bool = False) -> np.ndarray:
     """The R factor of the weighted block ``[w*A | w*b]`` (``w`` multiplies rows; None = ones).
 
     Returns an upper-triangular (trapezoidal if ``m < n+1``) array of shape ``(k, n+1)`` with
-    ``k = min(m, n+1)``, ``(0, n+1)`` for no rows, diagonal non-negative. A small block is formed
-    once, in Fortran order, and factored in place by LAPACK ``dgeqrf`` (peak memory ≈ one copy of
-    the block plus R); a tall one chunk by chunk (:func:`_fold`: one chunk's buffer plus R). ``check_finite`` raises ValueError for NaN or
+    ``k = min(m, n+1)``, ``(0, n+1)`` for no rows, diagonal non-negative. The rows are formed in
+    Fortran order and factored in place by LAPACK ``dgeqrf`` in chunks of :data:`_CHUNK_ROWS`,
+    each stacked under the R of the ones before (:func:`_fold`): peak memory one chunk plus R. ``check_finite`` raises ValueError for NaN or
     inf (checked column by column, no big temporaries); otherwise they propagate into R.
     """
     A, b, w = _check_rows(A, b, w)
@@ -173,48 +173,32 @@ def _check_finite(block: np.ndarray, n: int) -> None:
 
 
 #: rows of one chunk of :func:`_fold` (fixed: the result does not depend on the threads)
-_CHUNK_ROWS = 8192
+_CHUNK_ROWS = 32768
 
 
 def _fold(R: np.ndarray, A, b, w, check_finite: bool = False) -> np.ndarray:
     """The R factor (diagonal non-negative) of ``[R; w*A | w*b]``, R upper triangular or
     trapezoidal with ``n+1`` columns (possibly no rows).
 
-    A small block (``m p^2`` up to :data:`~mpisnap.threads.SMALL_QR`, or fewer than
-    ``2 * _CHUNK_ROWS`` rows) is stacked under R and factored in place by ``dgeqrf``. A tall one is
-    folded in chunk by chunk: the first chunk stacked under R by ``dgeqrf`` (R is then square),
-    every further chunk by LAPACK ``dtpqrt`` (``L = 0``: the QR of R stacked on a full chunk). The
-    flops are those of one ``dgeqrf`` of the whole block (``2 m p^2``), but each panel of a chunk
-    stays in cache where a tall block's panels (``m x 32``) stream from memory: about twice as
-    fast on one core at InP's 367,900 x 481 (``scripts/bench_solve.py``); and the buffer is one
-    chunk (``8 * _CHUNK_ROWS * p`` bytes), not a copy of the block."""
+    The rows go in chunks of :data:`_CHUNK_ROWS`: each chunk is stacked under the running R and
+    the stack factored in place by ``dgeqrf``. A chunk's panels stay in cache where a tall
+    block's (``m x 32``) stream from memory, for ``p / _CHUNK_ROWS`` more flops (R refactored
+    with each chunk): InP's 367,900 x 481 takes 5.9 s on 2 threads and 8.0 s on one, against
+    7.8 s and 12.3 s as one block (LAPACK ``dtpqrt`` folding R with each chunk was slower on 2
+    threads: 7.0 s). The buffer is one chunk, not a copy of the block."""
     m, n = A.shape
     p = n + 1
-    k = R.shape[0]
-    chunked = m * p * p > SMALL_QR and m >= 2 * _CHUNK_ROWS and p <= _CHUNK_ROWS
-    first = _CHUNK_ROWS if chunked else m
-    block = np.empty((k + first, p), order="F")
-    block[:k] = R
-    _fill(block[k:], A[:first], b[:first], w[:first])
-    if check_finite:
-        _check_finite(block[k:], n)
-    R = _geqrf_r(block)
-    if not chunked:
-        return _fix_signs(R)
-    R = np.asfortranarray(R)
-    tpqrt = _lapack().dtpqrt
-    buf = block if k == 0 else np.empty((_CHUNK_ROWS, p), order="F")  # the first chunk's, reused
-    for s in range(first, m, _CHUNK_ROWS):
-        e = min(s + _CHUNK_ROWS, m)
-        chunk = buf if e - s == _CHUNK_ROWS else np.empty((e - s, p), order="F")
-        _fill(chunk, A[s:e], b[s:e], w[s:e])
+    for s in range(0, max(m, 1), _CHUNK_ROWS):
+        e = min(m, s + _CHUNK_ROWS)
+        k = R.shape[0]
+        block = np.empty((k + e - s, p), order="F")
+        block[:k] = R
+        _fill(block[k:], A[s:e], b[s:e], w[s:e])
         if check_finite:
-            _check_finite(chunk, n)
-        R, _b, _t, info = tpqrt(0, min(p, _TPQRT_BLOCK), R, chunk, overwrite_a=1,
-                                overwrite_b=1)
-        if info != 0:  # pragma: no cover - only invalid arguments make tpqrt fail
-            raise RuntimeError(f"LAPACK dtpqrt failed (info={info})")
-    return _fix_signs(np.triu(R))
+            _check_finite(block[k:], n)
+        R = _geqrf_r(block)
+        del block  # before the next chunk's: one chunk at a time
+    return _fix_signs(R)
 
 
 def _upper(R: np.ndarray) -> bool:

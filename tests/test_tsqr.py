@@ -70,20 +70,18 @@ def test_local_r_peak_memory_is_about_one_block():
     assert peak < 1.25 * block_bytes, (peak, block_bytes)
 
 
-def test_tall_blocks_are_folded_chunk_by_chunk_to_lapack_s_r():
-    """Above SMALL_QR and 2 chunks of rows, local_r and StreamingR fold chunks into R by dtpqrt
-    (with a short last chunk): the R of LAPACK's QR of the whole weighted block, up to row signs,
-    with one chunk's buffer instead of a copy of the block, and a NaN in a later chunk found."""
+def test_tall_blocks_are_folded_chunk_by_chunk_to_lapack_s_r(monkeypatch):
+    """local_r and StreamingR fold the rows in chunks, each stacked under the running R (a short
+    last chunk too): the R of LAPACK's QR of the whole weighted block, up to row signs, with one
+    chunk's buffer instead of a copy of the block, and a NaN in a later chunk found."""
     import mpisnap.tsqr as T
-    from mpisnap.threads import SMALL_QR
 
+    monkeypatch.setattr(T, "_CHUNK_ROWS", 4096)
     m, n = 5 * T._CHUNK_ROWS + 1234, 100
-    assert m * (n + 1) ** 2 > SMALL_QR
     A, b, w = _problem(m, n, seed=4, cond=1e3)
     M = np.column_stack([A * w[:, None], b * w])
     R0 = np.linalg.qr(M, mode="r")
     R0 *= np.sign(np.diagonal(R0))[:, None]
-    T._lapack()  # SciPy's import is not the fold's memory
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()
