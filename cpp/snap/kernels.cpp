@@ -98,33 +98,43 @@ inline void interleave3(const double* x, const double* y, const double* z, doubl
 #endif
 }
 
-// dst[r * ldd + c] = src[c * lds + r] for r, c < 8.
-inline void transpose8(const double* src, int64_t lds, double* dst, int64_t ldd) {
 #if defined(__AVX512F__)
+// r[q] <- column q of the 8 x 8 matrix whose rows are r[0..7] (in registers).
+inline void transpose8_zmm(__m512d* r) {
   alignas(64) static const int64_t k[4][8] = {{0, 1, 8, 9, 4, 5, 12, 13},
                                               {2, 3, 10, 11, 6, 7, 14, 15},
                                               {0, 1, 2, 3, 8, 9, 10, 11},
                                               {4, 5, 6, 7, 12, 13, 14, 15}};
-  __m512d r[8], t[8];
-  for (int c = 0; c < 8; ++c) r[c] = _mm512_loadu_pd(src + c * lds);
+  __m512d t[8];
   for (int c = 0; c < 8; c += 2) {
     t[c] = _mm512_unpacklo_pd(r[c], r[c + 1]);      // r_c[0] r_c+1[0] r_c[2] ...
     t[c + 1] = _mm512_unpackhi_pd(r[c], r[c + 1]);  // r_c[1] r_c+1[1] r_c[3] ...
   }
   const __m512i lo = _mm512_load_si512(k[0]), hi = _mm512_load_si512(k[1]);
-  r[0] = _mm512_permutex2var_pd(t[0], lo, t[2]);  // rows 0, 4 of columns 0-3
-  r[1] = _mm512_permutex2var_pd(t[1], lo, t[3]);  // rows 1, 5
-  r[2] = _mm512_permutex2var_pd(t[0], hi, t[2]);  // rows 2, 6
-  r[3] = _mm512_permutex2var_pd(t[1], hi, t[3]);  // rows 3, 7
-  r[4] = _mm512_permutex2var_pd(t[4], lo, t[6]);  // the same for columns 4-7
-  r[5] = _mm512_permutex2var_pd(t[5], lo, t[7]);
-  r[6] = _mm512_permutex2var_pd(t[4], hi, t[6]);
-  r[7] = _mm512_permutex2var_pd(t[5], hi, t[7]);
+  __m512d u[8];
+  u[0] = _mm512_permutex2var_pd(t[0], lo, t[2]);  // rows 0, 4 of columns 0-3
+  u[1] = _mm512_permutex2var_pd(t[1], lo, t[3]);  // rows 1, 5
+  u[2] = _mm512_permutex2var_pd(t[0], hi, t[2]);  // rows 2, 6
+  u[3] = _mm512_permutex2var_pd(t[1], hi, t[3]);  // rows 3, 7
+  u[4] = _mm512_permutex2var_pd(t[4], lo, t[6]);  // the same for columns 4-7
+  u[5] = _mm512_permutex2var_pd(t[5], lo, t[7]);
+  u[6] = _mm512_permutex2var_pd(t[4], hi, t[6]);
+  u[7] = _mm512_permutex2var_pd(t[5], hi, t[7]);
   const __m512i first = _mm512_load_si512(k[2]), second = _mm512_load_si512(k[3]);
   for (int q = 0; q < 4; ++q) {
-    _mm512_storeu_pd(dst + q * ldd, _mm512_permutex2var_pd(r[q], first, r[q + 4]));
-    _mm512_storeu_pd(dst + (q + 4) * ldd, _mm512_permutex2var_pd(r[q], second, r[q + 4]));
+    r[q] = _mm512_permutex2var_pd(u[q], first, u[q + 4]);
+    r[q + 4] = _mm512_permutex2var_pd(u[q], second, u[q + 4]);
   }
+}
+#endif
+
+// dst[r * ldd + c] = src[c * lds + r] for r, c < 8.
+inline void transpose8(const double* src, int64_t lds, double* dst, int64_t ldd) {
+#if defined(__AVX512F__)
+  __m512d r[8];
+  for (int c = 0; c < 8; ++c) r[c] = _mm512_loadu_pd(src + c * lds);
+  transpose8_zmm(r);
+  for (int q = 0; q < 8; ++q) _mm512_storeu_pd(dst + q * ldd, r[q]);
 #else
   for (int r = 0; r < 8; ++r)
     for (int c = 0; c < 8; ++c) dst[r * ldd + c] = src[c * lds + r];
@@ -789,30 +799,10 @@ struct RowSink {
 // x[r] <- column r of the 8 x 8 matrix whose rows are x[0..7] (in registers).
 inline void transpose8v(v8* x) {
 #if defined(__AVX512F__)
-  alignas(64) static const int64_t k[4][8] = {{0, 1, 8, 9, 4, 5, 12, 13},
-                                              {2, 3, 10, 11, 6, 7, 14, 15},
-                                              {0, 1, 2, 3, 8, 9, 10, 11},
-                                              {4, 5, 6, 7, 12, 13, 14, 15}};
-  __m512d r[8], t[8];
+  __m512d r[8];
   for (int c = 0; c < 8; ++c) r[c] = (__m512d)x[c];
-  for (int c = 0; c < 8; c += 2) {
-    t[c] = _mm512_unpacklo_pd(r[c], r[c + 1]);
-    t[c + 1] = _mm512_unpackhi_pd(r[c], r[c + 1]);
-  }
-  const __m512i lo = _mm512_load_si512(k[0]), hi = _mm512_load_si512(k[1]);
-  r[0] = _mm512_permutex2var_pd(t[0], lo, t[2]);
-  r[1] = _mm512_permutex2var_pd(t[1], lo, t[3]);
-  r[2] = _mm512_permutex2var_pd(t[0], hi, t[2]);
-  r[3] = _mm512_permutex2var_pd(t[1], hi, t[3]);
-  r[4] = _mm512_permutex2var_pd(t[4], lo, t[6]);
-  r[5] = _mm512_permutex2var_pd(t[5], lo, t[7]);
-  r[6] = _mm512_permutex2var_pd(t[4], hi, t[6]);
-  r[7] = _mm512_permutex2var_pd(t[5], hi, t[7]);
-  const __m512i first = _mm512_load_si512(k[2]), second = _mm512_load_si512(k[3]);
-  for (int q = 0; q < 4; ++q) {
-    x[q] = (v8)_mm512_permutex2var_pd(r[q], first, r[q + 4]);
-    x[q + 4] = (v8)_mm512_permutex2var_pd(r[q], second, r[q + 4]);
-  }
+  transpose8_zmm(r);
+  for (int c = 0; c < 8; ++c) x[c] = (v8)r[c];
 #else
   alignas(64) double a[8][8], b[8][8];
   for (int c = 0; c < 8; ++c) st8(a[c], x[c]);
