@@ -43,7 +43,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from ase.calculators.calculator import Calculator
 
-from .units import EV_PER_A3_IN_BAR
+from .units import ase_stress_to_bar
 
 __all__ = ["Labels", "LabelError", "LammpsOracle", "OracleError", "label", "load_oracle",
            "parse_oracle_args", "read_labelled_json", "write_labelled_json", "ase_stress_to_bar"]
@@ -68,18 +68,6 @@ class Labels:
 
     def __iter__(self):  # energy, forces, stress = labels
         return iter((self.energy, self.forces, self.stress))
-
-
-def ase_stress_to_bar(stress: Any) -> np.ndarray:
-    """ASE stress (Voigt ``xx yy zz yz xz xy`` or 3×3; eV/Å³, tensile positive) as a 3×3 tensor in
-    bar, pressure convention: ``−1.602176634e6 · σ_ASE``."""
-    s = np.asarray(stress, dtype=float)
-    if s.shape == (6,):
-        xx, yy, zz, yz, xz, xy = s
-        s = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
-    elif s.shape != (3, 3):
-        raise ValueError(f"ASE stress must have shape (6,) or (3, 3), got {s.shape}")
-    return -EV_PER_A3_IN_BAR * s
 
 
 def parse_oracle_args(args: str | Mapping | None) -> dict:

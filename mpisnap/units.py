@@ -16,4 +16,18 @@ NKTV2P = 1.6021765e6
 #: bar per eV/Å³, exact (SI).
 EV_PER_A3_IN_BAR = 1.602176634e6
 
-__all__ = ["NKTV2P", "EV_PER_A3_IN_BAR"]
+__all__ = ["NKTV2P", "EV_PER_A3_IN_BAR", "ase_stress_to_bar"]
+
+
+def ase_stress_to_bar(stress):
+    """ASE stress (Voigt 6 ``xx yy zz yz xz xy`` or 3×3; eV/Å³, tensile positive) as a 3×3 tensor
+    in bar, pressure convention (compressive positive): ``−1.602176634e6 · σ_ASE``."""
+    import numpy as np
+
+    s = np.asarray(stress, dtype=float)
+    if s.shape == (6,):
+        xx, yy, zz, yz, xz, xy = s
+        s = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+    elif s.shape != (3, 3):
+        raise ValueError(f"ASE stress must have shape (6,) or (3, 3), got {s.shape}")
+    return -EV_PER_A3_IN_BAR * s

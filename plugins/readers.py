@@ -111,6 +111,7 @@ _KJ_PER_MOL = 1000.0 / (_AVOGADRO * _E_CHARGE)     # eV
 
 #: 1 eV/Å³ in bar (exact: e · 1e30 Pa / 1e5); its one home is :mod:`mpisnap.units`.
 EV_PER_A3_IN_BAR = _units.EV_PER_A3_IN_BAR
+ase_stress_to_bar = _units.ase_stress_to_bar
 
 #: length unit name -> Å
 LENGTH_UNITS = {"angstrom": 1.0, "bohr": _BOHR, "nm": 10.0, "pm": 0.01}
@@ -168,18 +169,6 @@ def force_unit(name: str) -> float | None:
             return ENERGY_UNITS[e] / LENGTH_UNITS[length]
         start = i + 1
     return None
-
-
-def ase_stress_to_bar(stress: np.ndarray) -> np.ndarray:
-    """ASE stress (Voigt 6 ``xx yy zz yz xz xy`` or 3×3; eV/Å³, tensile positive) as a 3×3 tensor
-    in bar, pressure convention (compressive positive): ``−1.602176634e6 · σ_ASE``."""
-    s = np.asarray(stress, dtype=float)
-    if s.shape == (6,):
-        xx, yy, zz, yz, xz, xy = s
-        s = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
-    elif s.shape != (3, 3):
-        raise ValueError(f"ASE stress must have shape (6,) or (3, 3), got {s.shape}")
-    return -EV_PER_A3_IN_BAR * s
 
 
 _STYLES = {  # JSON key -> (converter, the metal default)
