@@ -17,9 +17,11 @@ same invocation, alternating with the candidate, and medians are reported.
         stored training data per configuration, atom and neighbour; projection to 330,000
         configurations
     python scripts/bench_nn.py accuracy [--epochs 600] [--fweight 100] [--seeds 0]
+                                        [--ensemble 1] [--threads 1]
                                         [--inp-configs 300] [--inp-epochs 100]
         test RMSE of NN against linear SNAP (same descriptors and split) on the bundled example
-        and a subset of the InP data
+        and a subset of the InP data (``--inp-configs 0``: the example only); ``--ensemble K``:
+        K networks per seed (``[PYTORCH] ensemble``), their mean the prediction
     python scripts/bench_nn.py lammps [--atoms 2048] [--steps 50]
         LAMMPS time per atom-step of the exported network (pair_style mliap model nn) against
         linear SNAP (pair_style snap) with the same descriptors
@@ -335,18 +337,22 @@ def bench_accuracy(args) -> None:
     rows = []
     w = "0.8 0.2 100.0 {} {}"
     with tempfile.TemporaryDirectory() as tmp:
-        lin = mpisnap.fit(EXAMPLE, write=False)
+        lin = mpisnap.fit(EXAMPLE, write=False, threads=args.threads)
         rows.append(("example", "linear SNAP, the example's weights (fweight 1)", _test_rmse(lin)))
-        lin5 = mpisnap.fit(EXAMPLE, write=False,
+        lin5 = mpisnap.fit(EXAMPLE, write=False, threads=args.threads,
                            overrides=[f"GROUPS.{g}={w.format(5.0, 1e-4)}" for g in GROUPS])
         rows.append(("example", "linear SNAP, fweight 5", _test_rmse(lin5)))
+        ens = f", mean of {args.ensemble}" if args.ensemble > 1 else ""
         for seed in args.seeds:
-            nn = mpisnap.fit(NN_EXAMPLE, write=False, threads=1, overrides=[
+            t0 = time.perf_counter()
+            nn = mpisnap.fit(NN_EXAMPLE, write=False, threads=args.threads, overrides=[
                 f"PYTORCH.num_epochs={args.epochs}", f"PYTORCH.seed={seed}",
+                f"PYTORCH.ensemble={args.ensemble}",
                 f"PYTORCH.save_state_output={tmp}/s.pt", "PYTORCH.save_freq=1000000",
                 *[f"GROUPS.{g}={w.format(args.fweight, 1e-5)}" for g in GROUPS]])
-            rows.append(("example", f"NN 64-64 tanh, fweight {args.fweight:g}, "
-                         f"{nn.solve_info['epochs']} epochs, seed {seed}", _test_rmse(nn)))
+            rows.append(("example", f"NN 64-64 tanh{ens}, fweight {args.fweight:g}, "
+                         f"{nn.solve_info['epochs']} epochs, seed {seed} "
+                         f"({time.perf_counter() - t0:.0f} s)", _test_rmse(nn)))
         if INP.exists() and args.inp_configs:
             from mpisnap.settings import load_settings
 
@@ -355,9 +361,9 @@ def bench_accuracy(args) -> None:
             groups = [f"GROUPS.{g.name}={frac * 0.8:.4f} {frac * 0.2:.4f} {g.eweight} "
                       f"{g.fweight} {g.vweight}" for g in s.groups]
             common = ["BISPECTRUM.chemflag=0", "BISPECTRUM.bnormflag=0", *groups]
-            lin = mpisnap.fit(INP, write=False, overrides=common)
+            lin = mpisnap.fit(INP, write=False, threads=args.threads, overrides=common)
             rows.append(("InP", "linear SNAP, the input's weights", _test_rmse(lin)))
-            nn = mpisnap.fit(INP, write=False, threads=1, overrides=common + [
+            nn = mpisnap.fit(INP, write=False, threads=args.threads, overrides=common + [
                 "CALCULATOR.nonlinear=1", "SOLVER.solver=PYTORCH",
                 "PYTORCH.layer_sizes=num_desc 64 64 1", f"PYTORCH.num_epochs={args.inp_epochs}",
                 "PYTORCH.learning_rate=5e-3", "PYTORCH.batch_size=8",
@@ -365,8 +371,9 @@ def bench_accuracy(args) -> None:
                 "PYTORCH.scheduler_patience=10", f"PYTORCH.save_state_output={tmp}/s.pt"])
             rows.append(("InP", f"NN 64-64 tanh, global weights (energy 100, force 1), "
                          f"{nn.solve_info['epochs']} epochs", _test_rmse(nn)))
-    print(f"test RMSE; InP: {args.inp_configs} configurations, chemflag and bnormflag off for "
-          f"both (load {os.getloadavg()[0]:.1f})")
+    inp = (f"InP: {args.inp_configs} configurations, chemflag and bnormflag off for both"
+           if INP.exists() and args.inp_configs else "the example only")
+    print(f"test RMSE; {inp}; {args.threads} thread(s) per fit (load {os.getloadavg()[0]:.1f})")
     print("| data | model | energy (meV/atom) | force (eV/Å) | stress (bar) | force: linear / "
           "this |\n|---|---|---:|---:|---:|---:|")
     base = {}
@@ -441,6 +448,8 @@ def main() -> None:
     a.add_argument("--epochs", type=int, default=600)
     a.add_argument("--fweight", type=float, default=100.0)
     a.add_argument("--seeds", type=int, nargs="+", default=[0])
+    a.add_argument("--ensemble", type=int, default=1, help="networks per seed (their mean)")
+    a.add_argument("--threads", type=int, default=1, help="threads of every fit")
     a.add_argument("--inp-epochs", type=int, default=100)
     a.add_argument("--inp-configs", type=int, default=300)
     lm = sub.add_parser("lammps")
