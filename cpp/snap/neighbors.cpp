@@ -8,6 +8,13 @@
 
 namespace snap {
 
+std::invalid_argument overlap_error(int64_t i, int64_t m) {
+  return std::invalid_argument("atom " + std::to_string(i) + " sits on " +
+                               (m == i ? std::string("a periodic image of itself")
+                                       : "atom " + std::to_string(m)) +
+                               " (distance below 1e-10 Å)");
+}
+
 namespace {
 
 using Vec = std::array<double, 3>;
@@ -318,12 +325,7 @@ NeighborList neighbors_of(const NeighborGrid& G, int i0, int i1, int nthreads) {
     }
   }
 
-  if (overlap_i >= 0)
-    throw std::invalid_argument(
-        "atom " + std::to_string(overlap_i) + " sits on " +
-        (overlap_m == overlap_i ? std::string("a periodic image of itself")
-                                : "atom " + std::to_string(overlap_m)) +
-        " (distance below 1e-10 Å)");
+  if (overlap_i >= 0) throw overlap_error(overlap_i, overlap_m);
   if (too_many)
     throw std::invalid_argument("an atom has more than " + std::to_string(max_neighbours) +
                                 " neighbours within the cutoff (atoms on top of each other, or a"

@@ -5,6 +5,8 @@
 
 #include "snap.hpp"
 
+#include <stdexcept>
+
 namespace snap {
 
 // Neighbour images of every centre atom i, stored contiguously per atom (CSR). An image n of atom
@@ -48,6 +50,9 @@ struct NeighborGrid {
   std::vector<int32_t> btype;
   std::vector<uint64_t> bkey;
 };
+
+// The error for atom i closer than 1e-10 Å to atom m (m == i: to a periodic image of itself).
+std::invalid_argument overlap_error(int64_t i, int64_t m);
 
 // Validates the configuration as build_neighbors does and bins the images.
 NeighborGrid build_grid(const Tables& t, const Config& c);

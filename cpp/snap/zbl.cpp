@@ -158,6 +158,16 @@ void ZBL::pair(double r, int ti, int tj, double& e, double& de, double& d2e) con
 
 namespace {
 
+// w (virial, xx yy zz yz xz xy) -= D ⊗ g for one pair: D = r_j − r_i, g = ∂E/∂r_ij on i.
+inline void add_pair_virial(double* w, const double* D, const double* g) {
+  w[0] -= D[0] * g[0];
+  w[1] -= D[1] * g[1];
+  w[2] -= D[2] * g[2];
+  w[3] -= D[1] * g[2];
+  w[4] -= D[0] * g[2];
+  w[5] -= D[0] * g[1];
+}
+
 // Bins per axis within rc of a point: bins have edge >= rc / 2, so at most 6.
 constexpr int kMaxSpan = 8;
 
@@ -265,12 +275,7 @@ struct ScanErrors {
     if (crowded < 0 || i < crowded) crowded = i;
   }
   void raise() const {
-    if (overlap_i >= 0)
-      throw std::invalid_argument(
-          "atom " + std::to_string(overlap_i) + " sits on " +
-          (overlap_m == overlap_i ? std::string("a periodic image of itself")
-                                  : "atom " + std::to_string(overlap_m)) +
-          " (distance below 1e-10 Å)");
+    if (overlap_i >= 0) throw overlap_error(overlap_i, overlap_m);
     if (crowded >= 0)
       throw std::invalid_argument("atom " + std::to_string(crowded) + " has more than " +
                                   std::to_string(kMaxNeighbours) +
@@ -444,12 +449,7 @@ ZBLResult ZBL::compute(const Config& c, int nthreads, int block_atoms) const {
               F[3 * m + a] -= g[a];
             }
           }
-          w[0] -= D[0] * g[0];
-          w[1] -= D[1] * g[1];
-          w[2] -= D[2] * g[2];
-          w[3] -= D[1] * g[2];
-          w[4] -= D[0] * g[2];
-          w[5] -= D[0] * g[1];
+          add_pair_virial(w, D, g);
         }
     }
     err.raise();
@@ -488,12 +488,7 @@ ZBLResult ZBL::compute(const Config& c, int nthreads, int block_atoms) const {
               f[1] += g[1];
               f[2] += g[2];
             }
-            w[0] -= D[0] * g[0];
-            w[1] -= D[1] * g[1];
-            w[2] -= D[2] * g[2];
-            w[3] -= D[1] * g[2];
-            w[4] -= D[0] * g[2];
-            w[5] -= D[0] * g[1];
+            add_pair_virial(w, D, g);
           }
           const int k = i - i0;
           eatom[k] = 0.5 * e;
