@@ -20,9 +20,7 @@ returns the paths it wrote. Writers run on rank 0 only.
 """
 from __future__ import annotations
 
-import atexit
 import os
-import sys
 from typing import Any, Sequence
 
 import numpy as np
@@ -330,16 +328,9 @@ def start_plot_process() -> None:
     its entry (:func:`~mpisnap.plot_process.start_early`). Called when the writers are
     registered (the start of a fit), so that matplotlib's import overlaps the fit."""
     global _plotter
-    if _plotter is not None:
-        return
-    _plotter = parity_plot.take_early() or False
-    if _plotter or not parity_plot.can_help():
-        return
-    try:
-        _plotter = parity_plot.PlotProcess()
-    except OSError:
-        return
-    atexit.register(_plotter.close)
+    if _plotter is None:
+        parity_plot.start_early()  # nothing when it cannot help or one is already waiting
+        _plotter = parity_plot.take_early() or False
 
 
 def write_parity(result, output_dir: str) -> list[str]:

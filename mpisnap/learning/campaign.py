@@ -20,6 +20,7 @@ from ..pipeline import compress, finalize, iter_blocks, own_all, plan, prepare, 
 from ..pipeline.compression import Compressed
 from ..pipeline.evaluation import evaluate
 from ..pipeline.folds import combine
+from ..pipeline.solving import flat_columns
 from ..pipeline.timing import Timer, progress as _progress
 from ..records import ConfigRef, Configuration
 from ..results import LABEL_DTYPE, DesignShard, FitResult
@@ -829,7 +830,7 @@ def _learn(comm, source, overrides, output_dir, plugins, autoload, nthreads, res
                 raise OracleError(f"{where}: {exc}") from None
 
         oracle = agree(comm, load)
-    const = np.array([str(n).endswith(":B0") for n in setup.model.column_names()])
+    const = flat_columns(setup.model)
     start = _start_systems(comm, setup, timer, show)
     pool_names, pool, pool_atoms = _pool(comm, setup, ls, timer, show)
     starts = _md_starts(comm, setup, ls)
