@@ -59,9 +59,10 @@ def world():
 
 def agree(comm, fn, *args, **kwargs):
     """Run ``fn`` on every rank; if it raises on any rank, every rank raises the error of the
-    lowest failing rank. ``fn`` must not itself call collectives (a failing rank would skip them
-    and the others would pair theirs with this function's exchange) (a user error stays a user error), so no rank waits forever in the next
-    collective. With one process the original exception propagates unchanged."""
+    lowest failing rank (a user error stays a user error), so no rank waits forever in the next
+    collective. ``fn`` must not itself call collectives (a failing rank would skip them and the
+    others would pair theirs with this function's exchange). With one process the original
+    exception propagates unchanged."""
     err, out = None, None
     try:
         out = fn(*args, **kwargs)

@@ -130,7 +130,11 @@ class TrainableModel(Protocol):
     """A model that trains itself: ``train(comm, setup, partition, timer)`` gets the pieces of
     the fit (settings, reader, reference: :class:`mpisnap.pipeline.Setup`) and this rank's share
     of the configurations (:class:`mpisnap.pipeline.Partition`), trains data-parallel over
-    ``comm`` and returns the :class:`mpisnap.results.FitResult` the writers receive."""
+    ``comm`` and returns the :class:`mpisnap.results.FitResult` the writers receive.
+
+    It may also define ``owners(costs, entries, nranks) -> owner rank per entry``, which then
+    replaces the plan's cost balancing (:func:`mpisnap.pipeline.plan`; ``partition.costs`` holds
+    the estimated costs), e.g. to share every training batch evenly between ranks."""
 
     name: str
     kind: str

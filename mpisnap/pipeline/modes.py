@@ -156,5 +156,5 @@ def train_nonlinear(comm, setup: Setup, timer: Timer) -> FitResult:
     """plan → the model trains itself on this rank's configurations (data-parallel over
     ``comm``) and returns the FitResult the writers receive."""
     with timer("read"):
-        pl = plan(comm, setup)
+        pl = plan(comm, setup, getattr(setup.model, "owners", None))
     return setup.model.train(comm, setup, pl, timer)

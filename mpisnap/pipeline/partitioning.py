@@ -14,7 +14,7 @@ from ..partition import assign, imbalance
 from .reading import load
 from .setup import Setup
 
-__all__ = ["Partition", "plan", "estimate_costs", "own_all"]
+__all__ = ["Partition", "plan", "estimate_costs", "gather_costs", "own_all"]
 
 log = logging.getLogger("mpisnap")
 
@@ -30,6 +30,8 @@ class Partition:
     mine: np.ndarray
     config_names: list[str]
     group_names: list[str]
+    #: estimated cost of every entry (:func:`estimate_costs`), when the plan computed them
+    costs: np.ndarray | None = None
 
 
 def own_all(entries, group_names) -> Partition:
@@ -53,11 +55,26 @@ def estimate_costs(setup: Setup, entries, indices) -> dict[int, float]:
     return out
 
 
-def plan(comm, setup: Setup) -> Partition:
+def gather_costs(comm, setup: Setup, entries, indices) -> np.ndarray:
+    """Every entry's estimated cost (:func:`estimate_costs`), each rank estimating
+    ``entries[i]`` for its ``indices`` (together: every entry once), exchanged."""
+    local = agree(comm, estimate_costs, setup, entries, indices)
+    costs = np.zeros(len(entries))
+    for part in comm.allgather(local) if comm.size > 1 else [local]:
+        for i, v in part.items():
+            costs[i] = v
+    return costs
+
+
+def plan(comm, setup: Setup, owners=None) -> Partition:
     """List the training set (identically on every rank) and assign configurations to ranks by
     estimated cost, atoms × neighbours. Each rank estimates a 1/P round-robin share (reading those
     configurations once), the estimates are exchanged (one number per configuration), and
-    :func:`mpisnap.partition.assign` balances them; each rank then reads only its own."""
+    :func:`mpisnap.partition.assign` balances them; each rank then reads only its own.
+
+    ``owners(costs, entries, nranks)``, when given (a trainable model's own rule, see
+    :class:`mpisnap.models.TrainableModel`), assigns instead; the costs are then estimated on
+    one rank too and kept in :attr:`Partition.costs`."""
     settings = setup.settings
     groups = [g.name for g in settings.groups]
 
@@ -68,17 +85,14 @@ def plan(comm, setup: Setup) -> Partition:
         return entries
 
     entries = agree(comm, listing)  # (no collective inside a function given to agree)
-    if comm.size == 1:
+    if comm.size == 1 and owners is None:
         return own_all(entries, groups)
-    local = agree(comm, estimate_costs, setup, entries, range(comm.rank, len(entries), comm.size))
-    costs = np.zeros(len(entries))
-    for part in comm.allgather(local):
-        for i, v in part.items():
-            costs[i] = v
-    owner = assign(costs, comm.size)
-    if comm.rank == 0:
+    costs = gather_costs(comm, setup, entries, range(comm.rank, len(entries), comm.size))
+    owner = (assign(costs, comm.size) if owners is None
+             else agree(comm, owners, costs, entries, comm.size))
+    if comm.rank == 0 and comm.size > 1:
         log.info("partition: %d configurations over %d ranks, cost (atoms x neighbours) "
                  "imbalance %.1f%%", len(entries), comm.size,
                  100 * imbalance(costs, owner, comm.size))
     return Partition(entries, np.flatnonzero(owner == comm.rank), [e.ref.name for e in entries],
-                     groups)
+                     groups, costs if owners is not None else None)

@@ -190,6 +190,8 @@ class PytorchSettings:
     early_stopping: int = 0
     seed: int = 0
     ensemble: int = 1
+    #: batches from pairs of configurations of similar cost (even shares for 2 ranks)
+    paired_batches: int = 1
 
 
 @dataclass(frozen=True)

@@ -230,6 +230,7 @@ def pytorch(raw: Raw, r: SectionContext) -> PytorchSettings:
         scheduler_patience=pos_int("scheduler_patience"), scheduler_factor=factor,
         stress_weight=nonneg("stress_weight", None), validation_fraction=vf,
         early_stopping=early, seed=seed, ensemble=pos_int("ensemble"),
+        paired_batches=r.get("paired_batches", p_flag, d.paired_batches),
     )
 
 

@@ -82,6 +82,13 @@ class NNModel:
 
         return activation_problem(self.layers)
 
+    def owners(self, costs, entries, nranks: int):
+        """Owner rank of each training-set entry (:func:`mpisnap.pipeline.plan` calls it): every
+        batch shared evenly between two ranks (:mod:`.batches`)."""
+        from .batches import owners
+
+        return owners(self.settings, costs, entries, nranks)
+
     def train(self, comm, setup, partition, timer):
         """Train on this rank's configurations of ``partition`` (data-parallel over ``comm``);
         returns the :class:`mpisnap.results.FitResult`."""

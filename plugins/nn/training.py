@@ -15,8 +15,9 @@ weights multiply each mean squared error). Forces: F_m = Σ_p [i_p = m] c_p − 
 c_p = ∂x_i/∂r_in · ∂E_i/∂x_i, by automatic differentiation (double backward for the loss).
 
 Parallelism. The batches are the same for any number of ranks: every epoch the training
-configurations (global order) are shuffled by a generator seeded from ``[PYTORCH] seed`` and the
-epoch, and cut into batches of ``batch_size`` configurations; each rank computes its own
+configurations (in pairs of similar cost, :mod:`.batches`) are shuffled by a generator seeded
+from ``[PYTORCH] seed`` and the epoch, and cut into batches of ``batch_size`` configurations; the
+partition gives each of two ranks one configuration of every pair. Each rank computes its own
 configurations' share of the batch loss and its gradient, the gradients of all ranks are
 gathered and summed in rank order (every rank gets the same bits), and every rank takes the same
 optimiser step. Results agree between rank counts to round-off (the sum over a batch is grouped
@@ -38,9 +39,11 @@ from mpisnap import units
 from mpisnap.comm import agree
 from mpisnap.errors import FitError
 from mpisnap.metrics import compute_metrics
+from mpisnap.pipeline.partitioning import gather_costs
 from mpisnap.models import VOIGT
 from mpisnap.results import LABEL_DTYPE, DesignShard, FitResult
 
+from .batches import epoch_order, make_units, split
 from .network import Network, ensemble_mean
 
 log = logging.getLogger("mpisnap")
@@ -410,26 +413,12 @@ def _counts(comm, items: list[Item]) -> dict[int, tuple[int, int, int]]:
     return out
 
 
-def _split(settings, pl, n_entries) -> tuple[np.ndarray, set[int]]:
-    """(test flag per global entry, validation entries): [GROUPS]'s split, or with
-    ``[PYTORCH] training_fraction`` a seeded split of all entries; the validation set a seeded
-    ``validation_fraction`` of the fitted entries."""
-    pt = settings.pytorch
-    test = np.array([e.test for e in pl.entries], dtype=bool)
-    seed = int(pt.seed)
-    if pt.training_fraction is not None:
-        order = np.random.default_rng([seed, 1]).permutation(n_entries)
-        ntrain = max(1, math.floor(pt.training_fraction * n_entries + 0.5))
-        test = np.ones(n_entries, dtype=bool)
-        test[order[:ntrain]] = False
-    val: set[int] = set()
-    if pt.validation_fraction > 0:
-        fit = np.flatnonzero(~test)
-        nval = max(1, math.floor(pt.validation_fraction * len(fit) + 0.5))
-        if nval >= len(fit):
-            raise FitError("[PYTORCH] validation_fraction: nothing left to train on")
-        val = {int(i) for i in np.random.default_rng([seed, 2]).permutation(fit)[:nval]}
-    return test, val
+def _costs(comm, setup, pl) -> np.ndarray:
+    """Every entry's estimated cost: the plan's (:meth:`.model.NNModel.owners`), or for a
+    partition made without them each rank estimates its own."""
+    if pl.costs is not None:
+        return np.asarray(pl.costs, float)
+    return gather_costs(comm, setup, pl.entries, pl.mine)
 
 
 def _state_path(name: str, settings, output_dir: str | None = None) -> str:
@@ -524,7 +513,7 @@ def _train(model, comm, setup, pl, timer) -> FitResult:
     if problem:
         log.warning("nn: the network trains, but will not be exported to LAMMPS: %s", problem)
 
-    test, val = _split(settings, pl, len(pl.entries))
+    test, val = split(settings, pl.entries)
     resume = None
     if pt.save_state_input:
         resume = agree(comm, _load_state, model, _state_path(pt.save_state_input, settings,
@@ -538,6 +527,7 @@ def _train(model, comm, setup, pl, timer) -> FitResult:
     if len(fit_idx) == 0:
         raise FitError("no training configurations for the network (all are test or "
                        "validation configurations)")
+    batch_units = make_units(settings, fit_idx, _costs(comm, setup, pl))
     with timer("standardise"):
         scale = (resume["scale"].numpy() if resume is not None
                  else standardisation(comm, model, items))
@@ -612,8 +602,7 @@ def _train(model, comm, setup, pl, timer) -> FitResult:
     with timer("train"):
         for epoch in range(start, pt.num_epochs):
             t0 = time.perf_counter()
-            order = (np.random.default_rng([int(pt.seed), epoch]).permutation(fit_idx)
-                     if pt.shuffle_flag else fit_idx)
+            order = epoch_order(batch_units, pt.seed, epoch, bool(pt.shuffle_flag))
             total = 0.0
             for b in range(nbatch):
                 total += gradient(order[b * pt.batch_size:(b + 1) * pt.batch_size])
