@@ -332,3 +332,17 @@ def test_cli_error_exits_2_with_one_line(tmp_path):
     assert p.stderr == ("mpisnap: error: Cu_EMT_naive.in: [TUNE] trials: must be >= 1, got 0 "
                         "(from override 'TUNE.trials=0')\n")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("stream", [0, 1])
+def test_bayes_final_fit_shows_the_evidence_bar_only_with_progress(stream, capfd):
+    """The tuned input's final fit with BAYES (in memory and streaming) shows the evidence
+    optimisation exactly when the run shows progress, as ``mpisnap fit`` does."""
+    for progress in (True, False):
+        r = mpisnap.tune(str(TUNE_EXAMPLE), overrides=["SOLVER.solver=BAYES",
+                                                       f"MEMORY.stream={stream}"],
+                         write=False, autoload=False, trials=4, weights="kinds", folds=3,
+                         progress=progress)
+        assert r.fit.solve_info  # the final fit ran
+        err = capfd.readouterr().err
+        assert ("evidence" in err) == progress, err[-2000:]

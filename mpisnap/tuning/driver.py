@@ -2,6 +2,7 @@
 → outputs. The algorithm is described in :mod:`mpisnap.tuning`."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -312,6 +313,15 @@ def _tuned_settings(job: _Job, source, overrides, best: Trial):
                               sections=job.setup.registry.all("settings_sections"))
 
 
+def _evidence_progress(setup):
+    """A Bayesian solver's evidence bar follows ``setup.progress`` (as in ``mpisnap fit``)."""
+    if not setup.solver.posterior:
+        return contextlib.nullcontext()
+    from ..uq.solver import showing_progress
+
+    return showing_progress(setup.progress)
+
+
 def _final_fit(job: _Job, cv: CrossValidator, shard, setup_t):
     """The fit of the tuned input as ``mpisnap fit`` makes it (the kept shard reweighted
     exactly as the fit weights it; streaming: the streaming fit), and the metrics of the fit at
@@ -336,7 +346,7 @@ def _final_fit(job: _Job, cv: CrossValidator, shard, setup_t):
         shard.w = _exact_weights(job.pl.entries, shard)
         input_metrics, _ = evaluate(comm, shard, setup.model.symmetrize(sol0.coefficients))
     shard.w = _exact_weights(entries_t, shard)
-    with timer("solve"):
+    with timer("solve"), _evidence_progress(setup_t):
         sol = solve_shard(comm, shard, setup_t)
         coef = setup.model.symmetrize(sol.coefficients)
     with timer("evaluate"):
@@ -372,7 +382,7 @@ def _tune(comm, source, overrides, output_dir, plugins, autoload, write, nthread
                              coarse=cv.coarse_stage())
     best = best_of(history)
     raw_t, settings_t = agree(comm, _tuned_settings, job, source, overrides, best)
-    setup_t = dataclasses.replace(job.setup, settings=settings_t)
+    setup_t = dataclasses.replace(job.setup, settings=settings_t, progress=job.show)
     result, input_metrics = _final_fit(job, cv, shard, setup_t)
     result.thread_pools = dict(pools, core=nthreads)
     stem = (os.path.splitext(os.path.basename(os.fspath(source)))[0]

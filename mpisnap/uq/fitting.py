@@ -113,7 +113,7 @@ def fit_streaming(comm, setup, pl, timer, *, progress: bool = False) -> FitResul
     agree(comm, _check_folds, folds, opts.folds)
     blocks = compress_folds(comm, iter_blocks(setup, pl, timer=timer, progress=progress), ncols,
                             folds, opts.folds, flat_columns(setup.model))
-    with timer("solve"), showing_progress(progress):
+    with timer("solve"), showing_progress(setup.progress):
         sol = solve_blocks(comm, blocks, setup)
         coef = setup.model.symmetrize(sol.coefficients)
     stage = agree(comm, analysis_for, blocks, sol, coef, opts)
