@@ -93,7 +93,7 @@ class _Context:
     group_names: list[str]
     weights: tuple[float, float, float]
     const: np.ndarray
-    start: tuple           # (kind -> Compressed, kind -> rows of weight > 0, kind -> Σ w²)
+    start: tuple           # (kind -> Compressed, kind -> rows of weight > 0, kind -> Σ log w²)
     pool_names: list[str]  # global: pool candidate k's source name
     pool: Candidates       # this rank's pool candidates (global index k)
     pool_atoms: dict       # k -> ase.Atoms (this rank's)
@@ -162,29 +162,30 @@ def _own(n: int, costs, comm) -> np.ndarray:
 
 
 class _Tally:
-    """Per row kind, the training rows of weight > 0 and their Σ w² (the posterior's noise
+    """Per row kind, the training rows of weight > 0 and their Σ log w² (the posterior's noise
     model needs them; the triangles do not keep them)."""
 
     def __init__(self) -> None:
         self.nrows = np.zeros(3, np.int64)
-        self.weight2 = np.zeros(3)
+        self.log_weight2 = np.zeros(3)
 
     def count(self, blocks):
         for A, b, w, lab in blocks:
             t = (w > 0) & ~lab["test"]
             self.nrows += np.bincount(lab["kind"][t], minlength=3)[:3]
-            self.weight2 += np.bincount(lab["kind"][t], weights=w[t] ** 2, minlength=3)[:3]
+            self.log_weight2 += np.bincount(lab["kind"][t], weights=np.log(w[t] ** 2),
+                                            minlength=3)[:3]
             yield A, b, w, lab
 
     def total(self, comm) -> tuple[dict, dict]:
-        n, w2 = comm.allreduce((self.nrows, self.weight2),
-                               op=lambda a, b: (a[0] + b[0], a[1] + b[1]))
-        return ({k: int(n[k]) for k in range(3)}, {k: float(w2[k]) for k in range(3)})
+        n, lw2 = comm.allreduce((self.nrows, self.log_weight2),
+                                op=lambda a, b: (a[0] + b[0], a[1] + b[1]))
+        return ({k: int(n[k]) for k in range(3)}, {k: float(lw2[k]) for k in range(3)})
 
 
 def _start_systems(comm, setup, timer, show) -> tuple[dict, dict, dict]:
     """The starting set compressed per row kind (every rank the same), with per kind the rows
-    of weight > 0 and their Σ w²."""
+    of weight > 0 and their Σ log w²."""
     with timer("read"):
         pl = plan(comm, setup)
     ncols = setup.model.ncols
@@ -193,8 +194,8 @@ def _start_systems(comm, setup, timer, show) -> tuple[dict, dict, dict]:
         tally.count(iter_blocks(setup, pl, timer=timer, progress=show)), ncols,
         key=lambda lab: lab["kind"]))
     systems = finalize(comm, accs, ncols)
-    nrows, weight2 = tally.total(comm)
-    return systems, nrows, weight2
+    nrows, log_weight2 = tally.total(comm)
+    return systems, nrows, log_weight2
 
 
 def _validation(comm, setup, ls, timer) -> DesignShard | None:
@@ -294,12 +295,12 @@ def _whole(systems: dict) -> Compressed:
 
 def _fold(comm, setup, state: tuple, new: list, group_names, group: str, weights, coef,
           post) -> tuple[tuple, dict]:
-    """``state`` (systems, rows, Σ w² per kind) with this rank's newly labelled
+    """``state`` (systems, rows, Σ log w² per kind) with this rank's newly labelled
     ``(name, atoms, labels)`` folded in (collective): rank 0 seeds one accumulator per kind
     with the old triangle (and its residual), every rank adds its new rows, the accumulators
     are combined. Also this rank's held-out scores per kind: the new rows' errors under the
     round's coefficients ``coef`` over their predictive σ from ``post`` (the calibration)."""
-    systems, nrows, weight2 = state
+    systems, nrows, log_weight2 = state
     ncols = setup.model.ncols
     accs: dict = {}
     if comm.rank == 0:
@@ -336,13 +337,13 @@ def _fold(comm, setup, state: tuple, new: list, group_names, group: str, weights
     folded = finalize(comm, accs, ncols)
     totals = comm.allreduce(counts, op=lambda a, b: {k: a.get(k, 0) + b.get(k, 0)
                                                      for k in set(a) | set(b)})
-    new_rows, new_w2 = tally.total(comm)
+    new_rows, new_lw2 = tally.total(comm)
     out = {}
     for k, c in folded.items():
         old = systems[k].nrows if k in systems else 0
         out[k] = Compressed(c.R, c.qb, c.rnorm2, old + totals.get(k, 0))
     return ((out, {k: nrows.get(k, 0) + new_rows[k] for k in range(3)},
-             {k: weight2.get(k, 0.0) + new_w2[k] for k in range(3)}), scores)
+             {k: log_weight2.get(k, 0.0) + new_lw2[k] for k in range(3)}), scores)
 
 
 def _label(comm, ctx: _Context, store: LabelStore, picked: list[int], names: dict,

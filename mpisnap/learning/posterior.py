@@ -78,13 +78,14 @@ class Posterior:
 
 
 def posterior_of(systems: Mapping[int, object], nrows: Mapping[int, int],
-                 weight2: Mapping[int, float], flat: np.ndarray,
+                 log_weight2: Mapping[int, float], flat: np.ndarray,
                  scale: Mapping[int, float] | None = None, *, progress: bool = False
                  ) -> Posterior:
     """The evidence-optimal posterior (:func:`mpisnap.uq.posterior.optimise`) of the per-kind
     compressed systems ``systems`` (kind → :class:`~mpisnap.pipeline.compression.Compressed`
     of the weighted training rows, identical on every rank, so is the result); ``nrows``,
-    ``weight2``: per kind the number of rows of weight > 0 and their Σ w²; ``flat`` (n,) the
+    ``log_weight2``: per kind the number of rows of weight > 0 and their Σ log w² (the typical
+    row's squared weight is their geometric mean, as in the fit's posterior); ``flat`` (n,) the
     constant columns; ``scale``: calibration scales (default 1); ``progress``: show the
     evidence optimisation (tqdm on stderr)."""
     from ..uq.linalg import inverse_triangle, small_blas
@@ -96,7 +97,7 @@ def posterior_of(systems: Mapping[int, object], nrows: Mapping[int, int],
     with small_blas(n):
         problem = Problem.build({k: augmented(systems[k].R, systems[k].qb, systems[k].rnorm2)
                                  for k in kinds}, {k: nrows[k] for k in kinds},
-                                {k: weight2[k] for k in kinds}, flat)
+                                {k: math.exp(log_weight2[k] / nrows[k]) for k in kinds}, flat)
         hyper, post, info = optimise(problem, progress=progress)
         T = inverse_triangle(post.factor)
     R = np.zeros((n, n))
