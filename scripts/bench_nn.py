@@ -10,9 +10,10 @@ same invocation, alternating with the candidate, and medians are reported.
         --target DIR --no-deps fitsnap3 pandas psutil tabulate scikit-learn pyyaml joblib
         python-dateutil pytz tzdata six`` (run through four API shims for today's torch and
         LAMMPS, see ``_FITSNAP_SHIMS``)
-    python scripts/bench_nn.py ranks  [--batch 32 64] [--epochs 6] [--repeats 5]
-        1 against 2 MPI ranks at batches of >= 32 configurations, runs alternating; run it when
-        ``uptime`` shows a load below ~1.5 on a 2-core machine
+    python scripts/bench_nn.py ranks  [--batch 32 64] [--epochs 30] [--repeats 9]
+        1 against 2 MPI ranks at batches of >= 32 configurations, back to back in one 2-rank MPI
+        job (rank 0 alone, then both; alternating); run it when ``uptime`` shows a load below
+        ~1 on a 2-core machine
     python scripts/bench_nn.py memory
         stored training data per configuration, atom and neighbour; projection to 330,000
         configurations
@@ -252,41 +253,90 @@ def bench_epoch(args) -> None:
         print(f"| {name} | {t:.3f} | {ratio} | {desc:.1f} | {r['rss']:.0f} |")
 
 
+_RANKS_CODE = textwrap.dedent("""
+    import json, statistics, sys, time
+    from mpi4py import MPI
+    import mpisnap
+    comm = MPI.COMM_WORLD
+    inputs, repeats = json.loads(sys.argv[1]), int(sys.argv[2])
+
+    def median_epoch(r):
+        s = [h["seconds"] for h in r.model.history][1:]
+        return statistics.median(s)
+
+    def one_rank(inp):
+        # rank 0 alone; the other rank sleeps (it does not spin in MPI) until rank 0 is done
+        if comm.rank == 0:
+            t = median_epoch(mpisnap.fit(inp, write=False, threads=1, comm=MPI.COMM_SELF))
+            for r in range(1, comm.size):
+                comm.send(None, dest=r)
+            return t
+        req = comm.irecv(source=0)
+        while not req.Test():
+            time.sleep(0.005)
+
+    def two_ranks(inp):
+        r = mpisnap.fit(inp, write=False, threads=1, comm=comm)
+        wait = comm.gather(r.solve_info["gradient_sum_seconds"]
+                           / sum(h["seconds"] for h in r.model.history))
+        return median_epoch(r), wait, r.model.history[-1]["train_loss"]
+
+    out = {}
+    for inp in inputs:
+        rows = []
+        for k in range(repeats):
+            if k % 2 == 0:
+                t1 = one_rank(inp)
+                t2, wait, loss2 = two_ranks(inp)
+            else:
+                t2, wait, loss2 = two_ranks(inp)
+                t1 = one_rank(inp)
+            rows.append((t1, t2, wait))
+        out[inp] = rows
+    if comm.rank == 0:
+        print("RESULT", json.dumps(out))
+""")
+
+
 def bench_ranks(args) -> None:
-    """1 and 2 ranks alternating (1, 2, 1, 2, ...), per batch size; the speed-up is the median
-    of the per-pair ratios (each pair ran back to back, so a change of machine load between
-    pairs cancels), with the load averages seen."""
-    rows = []
+    """1 against 2 MPI ranks in one 2-rank MPI job: each repeat trains once on rank 0 alone
+    (``COMM_SELF``; the other rank sleeps) and once on both ranks, back to back (alternating
+    which goes first), so that the machine's speed, which drifts by tens of per cent between
+    processes here, is the same for both; the speed-up is the median of the per-repeat ratios
+    of the median epoch times."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        inputs = []
         for batch in args.batch:
-            times, ratios, loads, loss, wait = {1: [], 2: []}, [], [], {}, []
-            for k in range(args.repeats):
-                pair = {}
-                for n in (1, 2):
-                    d = tmp / f"{batch}_{k}_{n}"
-                    d.mkdir()
-                    loads.append(os.getloadavg()[0])
-                    r = _mpisnap_run(_cu_input(d, epochs=args.epochs, batch=batch, lr=1e-3), n)
-                    pair[n] = _median_epoch(r)
-                    times[n].append(pair[n])
-                    loss[n] = r["loss"]
-                    if n == 2:
-                        wait.append(r["wait"] / sum(r["seconds"]))
-                ratios.append(pair[1] / pair[2])
-            rows.append((batch, statistics.median(times[1]), statistics.median(times[2]),
-                         statistics.median(ratios), min(ratios), max(ratios), min(loads),
-                         max(loads), statistics.median(wait), loss[1][-1], loss[2][-1]))
+            d = tmp / f"b{batch}"
+            d.mkdir()
+            inputs.append(str(_cu_input(d, epochs=args.epochs, batch=batch, lr=1e-3)))
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        load0 = os.getloadavg()[0]
+        p = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-c", _RANKS_CODE,
+                            json.dumps(inputs), str(args.repeats)], env=env,
+                           capture_output=True, text=True, timeout=7200, cwd=tmp)
+        if p.returncode:
+            raise SystemExit(p.stderr[-3000:])
+        line = next(ln for ln in p.stdout.splitlines() if ln.startswith("RESULT "))
+        got = json.loads(line[len("RESULT "):])
+        load1 = os.getloadavg()[0]
     print(f"Cu example (124 configurations), 64-64 tanh, float64, 1 thread per rank; "
-          f"{args.epochs} epochs per run, median epoch after the first; {args.repeats} "
-          f"alternating pairs per batch size")
-    print("| batch | 1 rank s/epoch | 2 ranks s/epoch | speed-up (median, range) | rank-0 wait "
-          "in the gradient sum | load during |\n|---:|---:|---:|---:|---:|---:|")
-    for b, t1, t2, med, lo, hi, l0, l1, w, _, _ in rows:
-        print(f"| {b} | {t1:.3f} | {t2:.3f} | {med:.2f}x ({lo:.2f}-{hi:.2f}) | {100 * w:.0f}% | "
-              f"{l0:.1f}-{l1:.1f} |")
-    for b, *_, a1, a2 in rows:
-        print(f"batch {b}: loss after the last epoch, 1 vs 2 ranks: {a1!r} {a2!r}")
+          f"{args.epochs} epochs per training, median epoch after the first; {args.repeats} "
+          f"repeats of (1 rank, 2 ranks) back to back in one MPI job (load {load0:.1f} before, "
+          f"{load1:.1f} after)")
+    print("| batch | 1 rank s/epoch | 2 ranks s/epoch | speed-up: median of the repeats "
+          "(range) | ratio of the medians | wait in the gradient sum (rank 0, 1) |\n"
+          "|---:|---:|---:|---:|---:|---:|")
+    for batch, inp in zip(args.batch, inputs):
+        rows = got[inp]
+        t1 = statistics.median(r[0] for r in rows)
+        t2 = statistics.median(r[1] for r in rows)
+        ratios = [r[0] / r[1] for r in rows]
+        waits = [statistics.median(r[2][k] for r in rows) for k in range(2)]
+        print(f"| {batch} | {t1:.4f} | {t2:.4f} | {statistics.median(ratios):.2f}x "
+              f"({min(ratios):.2f}-{max(ratios):.2f}) | {t1 / t2:.2f}x | "
+              f"{100 * waits[0]:.0f}%, {100 * waits[1]:.0f}% |")
 
 
 def bench_memory(args) -> None:
@@ -441,8 +491,8 @@ def main() -> None:
     e.add_argument("--repeats", type=int, default=3)
     r = sub.add_parser("ranks")
     r.add_argument("--batch", type=int, nargs="+", default=[32, 64])
-    r.add_argument("--epochs", type=int, default=6)
-    r.add_argument("--repeats", type=int, default=5)
+    r.add_argument("--epochs", type=int, default=30)
+    r.add_argument("--repeats", type=int, default=9)
     sub.add_parser("memory")
     a = sub.add_parser("accuracy")
     a.add_argument("--epochs", type=int, default=600)
