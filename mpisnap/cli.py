@@ -250,7 +250,7 @@ def _terminate(signum, frame):  # SIGTERM (e.g. from mpiexec or a batch system):
 def _start_plot_helper(argv: Sequence[str]) -> None:
     """For ``mpisnap fit`` (not ``--help``), start the parity plot's helper process first thing,
     so that it imports matplotlib while this process imports numpy, the core and the pipeline
-    and fits (the writers plugin takes it when the plugins are registered). Nothing is started
+    and fits (the parity writer uses it: :func:`mpisnap.plot_process.current`). Nothing is started
     where the helper cannot help (:func:`mpisnap.plot_process.can_help`)."""
     words = [a for a in argv if not a.startswith("-")]
     if not words or words[0] != "fit" or any(a in ("-h", "--help", "--version") for a in argv):

@@ -3,7 +3,7 @@
 matplotlib's import is most of a small fit's plotting time (about a third of a whole fit of the
 size of FitSNAP's Ta_Linear example). ``mpisnap fit`` starts the helper first thing
 (:func:`start_early`): a Python process that runs this file as a script and imports matplotlib
-on another core while the fit runs; a writer takes it (:func:`take_early`) and asks it to call a
+on another core while the fit runs; a writer finds it (:func:`current`) and asks it to call a
 drawing function (:meth:`PlotProcess.call`, e.g. the parity plot's
 ``mpisnap.plugins.parity_plot:draw``). This module imports nothing but the standard library, so
 that the helper starts before the fit's own imports; it knows no plugin (the function to call
@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 
-__all__ = ["PlotProcess", "can_help", "start_early", "take_early"]
+__all__ = ["PlotProcess", "can_help", "start_early", "current"]
 
 
 # -- the process ---------------------------------------------------------------------------
@@ -121,31 +121,29 @@ def can_help() -> bool:
                 or os.name == "nt" or not sys.executable)
 
 
-_early: PlotProcess | None = None
+_helper: PlotProcess | None = None
 
 
 def start_early() -> None:
-    """Start a helper now, where it can help, for the writers plugin to take
-    (:func:`take_early`): ``mpisnap fit`` calls it first thing, so that matplotlib's import
-    overlaps its own imports as well as the fit. A helper nobody takes ends with this process
-    (its input closes)."""
-    global _early
-    if _early is not None or not can_help():
+    """Start this process's helper now, where it can help and none is running: ``mpisnap fit``
+    calls it first thing (so that matplotlib's import overlaps its own imports as well as the
+    fit), and so does a fit, tune or learn run that writes files (:func:`current` is what the
+    writers use). The helper ends with this process (its input closes) or when idle."""
+    global _helper
+    if current() is not None or not can_help():
         return
     try:
-        _early = PlotProcess()
+        _helper = PlotProcess()
     except OSError:
         return
     import atexit
 
-    atexit.register(_early.close)
+    atexit.register(_helper.close)
 
 
-def take_early() -> PlotProcess | None:
-    """The helper :func:`start_early` started, once (None if there is none)."""
-    global _early
-    helper, _early = _early, None
-    return helper
+def current() -> PlotProcess | None:
+    """This process's running helper (None if none was started, or it ended)."""
+    return _helper if _helper is not None and _helper.proc.poll() is None else None
 
 
 def _serve() -> None:

@@ -4,10 +4,7 @@ asks it to call :data:`DRAW`). numpy and matplotlib are imported only when drawi
 plugin."""
 from __future__ import annotations
 
-from mpisnap.plot_process import PlotProcess, can_help, start_early, take_early
-
-__all__ = ["parity_figure", "draw", "DRAW", "PlotProcess", "can_help", "start_early",
-           "take_early"]
+__all__ = ["parity_figure", "draw", "DRAW"]
 
 #: :func:`draw` as the helper process (:class:`PlotProcess`) names it.
 DRAW = "mpisnap.plugins.parity_plot:draw"

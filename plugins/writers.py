@@ -12,9 +12,10 @@ returns the paths it wrote. Writers run on rank 0 only.
 * ``dumps`` (any ``[EXTRAS] dump_*``): ``.npy`` files of A, b, w and the per-row table, and
   ``<potential>_design.h5`` with all of them.
 * ``parity`` (always; nothing when there are no predictions): ``<potential>_parity.png``, drawn
-  by :mod:`mpisnap.plugins.parity_plot`: in a helper process started when the writers are
-  registered (serial runs that have not imported matplotlib; ``MPISNAP_PLOT_PROCESS=0`` turns it
-  off), which imports matplotlib while the fit runs, else in this process.
+  by :mod:`mpisnap.plugins.parity_plot`: in the helper process of :mod:`mpisnap.plot_process`
+  when the run started one (a fit, tune or learn run that writes files, serial, matplotlib not
+  yet imported; ``MPISNAP_PLOT_PROCESS=0`` turns it off), which imports matplotlib while the fit
+  runs, else in this process.
 
 ``<potential>`` may contain a folder part; all names are relative to the output directory.
 """
@@ -25,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mpisnap import potential
+from mpisnap import plot_process, potential
 from mpisnap.hookspecs import hookimpl
 from mpisnap.io import atomic_path, atomic_write
 from mpisnap.potential import coefficient_labels
@@ -317,22 +318,6 @@ def _parity_spec(result) -> dict | None:
             "ngroups": len(shard.group_names)}
 
 
-#: The parity plot's helper process (:class:`mpisnap.plot_process.PlotProcess`): None
-#: until the writers are first registered, False where there is none.
-_plotter: Any = None
-
-
-def start_plot_process() -> None:
-    """Start the parity plot's helper process, once per process, where it can help
-    (:func:`mpisnap.plot_process.can_help`), or take the one ``mpisnap fit`` started at
-    its entry (:func:`~mpisnap.plot_process.start_early`). Called when the writers are
-    registered (the start of a fit), so that matplotlib's import overlaps the fit."""
-    global _plotter
-    if _plotter is None:
-        parity_plot.start_early()  # nothing when it cannot help or one is already waiting
-        _plotter = parity_plot.take_early() or False
-
-
 def write_parity(result, output_dir: str) -> list[str]:
     """``<potential>_parity.png``: predicted vs truth (minus reference) per row kind, coloured by
     group, training ``o`` and testing ``x``; at most 60000 points per panel are drawn (a fixed
@@ -342,8 +327,9 @@ def write_parity(result, output_dir: str) -> list[str]:
     if spec is None:
         return []
     path = os.path.join(output_dir, result.settings.outfile.potential + "_parity.png")
+    helper = plot_process.current()  # started where the run began (plot_process.start_early)
     with atomic_path(path) as tmp:  # by the helper process when there is one, else here
-        if not (_plotter and _plotter.call(parity_plot.DRAW, spec, tmp)):
+        if not (helper and helper.call(parity_plot.DRAW, spec, tmp)):
             parity_plot.draw(spec, tmp)
     return [path]
 
@@ -359,7 +345,6 @@ def _enabled_dumps(settings) -> bool:
 
 @hookimpl
 def mpisnap_writers():
-    start_plot_process()
     return [
         Writer("snap", write_snap, _enabled_snap,
                "LAMMPS pair_style snap files: <potential>.snapcoeff, .snapparam, .mod"),

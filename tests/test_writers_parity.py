@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import mpisnap.plugins.writers as W
+from mpisnap import plot_process
 from mpisnap.comm import SerialComm
 from mpisnap.metrics import compute_metrics
 from mpisnap.results import ROW_KINDS
@@ -100,7 +101,7 @@ def test_helper_process_draws_the_same_image_and_survives_a_bad_request(tmp_path
     from mpisnap.plugins import parity_plot
 
     spec = W._parity_spec(result_for(("Bulk", "EOS", "Shear")))
-    helper = parity_plot.PlotProcess()
+    helper = plot_process.PlotProcess()
     try:
         assert helper.call(parity_plot.DRAW, spec, str(tmp_path / "helper.png"))
         assert not helper.call(parity_plot.DRAW, {"panels": "nonsense"},
@@ -119,10 +120,10 @@ def test_helper_process_draws_the_same_image_and_survives_a_bad_request(tmp_path
 def test_write_parity_draws_itself_when_the_helper_is_gone(tmp_path, monkeypatch):
     from mpisnap.plugins import parity_plot
 
-    helper = parity_plot.PlotProcess()
+    helper = plot_process.PlotProcess()
     helper.proc.kill()
     helper.proc.wait()
-    monkeypatch.setattr(W, "_plotter", helper)
+    monkeypatch.setattr(plot_process, "current", lambda: helper)  # (as if it died just now)
     path = W.write_parity(result_for(("Bulk",)), str(tmp_path))[0]
     with open(path, "rb") as fh:
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
@@ -133,7 +134,7 @@ def test_write_parity_draws_itself_when_the_helper_is_gone(tmp_path, monkeypatch
 def test_helper_ends_with_its_parent_input(tmp_path):
     from mpisnap.plugins import parity_plot
 
-    helper = parity_plot.PlotProcess()
+    helper = plot_process.PlotProcess()
     assert helper._read(1, __import__("time").monotonic() + 120) == b"R"
     helper.proc.stdin.close()
     assert helper.proc.wait(timeout=60) == 0
@@ -144,7 +145,7 @@ def test_helper_ends_with_its_parent_input(tmp_path):
 def test_no_helper_where_it_cannot_help(monkeypatch, why):
     import matplotlib  # noqa: F401
 
-    monkeypatch.setattr(W, "_plotter", None)
+    monkeypatch.setattr(plot_process, "_helper", None)
     if why == "disabled":
         monkeypatch.setenv("MPISNAP_PLOT_PROCESS", "0")
     elif why == "mpi":
@@ -152,16 +153,56 @@ def test_no_helper_where_it_cannot_help(monkeypatch, why):
     if why != "matplotlib":
         monkeypatch.delitem(sys.modules, "matplotlib")  # as if not imported yet
     started = []
-    monkeypatch.setattr(W.parity_plot, "PlotProcess", lambda: started.append(1))
-    W.start_plot_process()
-    assert W._plotter is False and not started
+    monkeypatch.setattr(plot_process, "PlotProcess", lambda: started.append(1))
+    plot_process.start_early()
+    assert plot_process.current() is None and not started
+
+
+class FakeHelper:
+    """Stands for the helper process: counted, always running, never draws (the writer then
+    draws itself)."""
+    started: list = []
+
+    def __init__(self):
+        FakeHelper.started.append(self)
+        self.proc = type("P", (), {"poll": staticmethod(lambda: None)})()
+        self.calls = 0
+
+    def call(self, target, *args):
+        self.calls += 1
+        return False
+
+    def close(self):
+        pass
+
+
+def test_a_helper_starts_only_for_runs_that_write(tmp_path, monkeypatch):
+    """Building the plugin registry (``mpisnap plugins``, any prepare) starts no helper; a fit
+    that writes starts one (once: a second fit uses the same) and its parity writer uses it; a
+    fit that writes nothing starts none."""
+    import mpisnap
+    from mpisnap.plugin_manager import build_registry, get_plugin_manager
+
+    monkeypatch.delenv("MPISNAP_PLOT_PROCESS", raising=False)
+    monkeypatch.setattr(plot_process, "_helper", None)
+    monkeypatch.setattr(plot_process, "can_help", lambda: True)
+    monkeypatch.setattr(plot_process, "PlotProcess", FakeHelper)
+    monkeypatch.setattr(FakeHelper, "started", [])
+    build_registry(get_plugin_manager())
+    example = os.path.join(os.path.dirname(__file__), "..", "examples", "Cu_EMT", "Cu_EMT.in")
+    mpisnap.fit(example, write=False, threads=1)
+    assert FakeHelper.started == []
+    for k in range(2):
+        mpisnap.fit(example, output_dir=tmp_path / str(k), threads=1)
+        assert (tmp_path / str(k) / "Cu_EMT_pot_parity.png").is_file()
+    assert len(FakeHelper.started) == 1 and FakeHelper.started[0].calls == 2
 
 
 def test_idle_helper_ends_and_the_writer_draws_itself(tmp_path, monkeypatch):
     from mpisnap.plugins import parity_plot
 
     monkeypatch.setenv("MPISNAP_PLOT_IDLE", "0.5")
-    helper = parity_plot.PlotProcess()
+    helper = plot_process.PlotProcess()
     try:
         assert helper.proc.wait(timeout=120) == 0  # ready, then idle for IDLE seconds: ended
         spec = W._parity_spec(result_for(("Bulk",)))

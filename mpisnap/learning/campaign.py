@@ -796,9 +796,11 @@ def learn(source, *, overrides: Sequence[str] = (), output_dir: str | os.PathLik
     equals an uninterrupted run's); ``refit``: fit the starting set plus the labels from
     scratch at the end (the final potential), as ``mpisnap fit <stem>_learned.in`` does.
     Errors are one line (ValueError subclasses) raised on every rank."""
+    from ..plot_process import start_early
     from ..threads import limited, threads_per_rank
 
     comm = comm if comm is not None else SerialComm()
+    start_early()  # the plot helper, where it can help (mpisnap.plot_process)
     nthreads = threads_per_rank(comm, threads)
     with limited(nthreads):
         return _learn(comm, source, overrides, output_dir, plugins, autoload, nthreads, resume,

@@ -9,6 +9,7 @@ from typing import Any, Iterable, Sequence
 
 from ..comm import SerialComm, agree
 from ..errors import FitError
+from ..plot_process import start_early
 from ..results import FitResult
 from ..threads import limited, threads_per_rank
 from . import rows as _rows
@@ -43,6 +44,8 @@ def fit(source, *, overrides: Sequence[str] = (), output_dir: str | os.PathLike 
     else the node's cores divided by its ranks (:func:`mpisnap.threads.threads_per_rank`).
     """
     comm = comm if comm is not None else SerialComm()
+    if write:  # the plot helper, where it can help: matplotlib loads there meanwhile
+        start_early()
     nthreads = threads_per_rank(comm, threads)  # same path on every rank (collective or none)
     with limited(nthreads) as pools:
         timer = Timer()

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..comm import SerialComm, agree
 from ..errors import FitError
+from ..plot_process import start_early
 from ..pipeline import (build_shard, evaluate, fit_streaming, iter_blocks, plan, prepare,
                         solve_compressed, solve_shard)
 from ..pipeline.folds import BlockIndex, assign_folds
@@ -102,6 +103,8 @@ def tune(source, *, overrides: Sequence[str] = (), output_dir: str | os.PathLike
         raise FitError("tune: source must be an input file or a dict of sections (the tuned "
                        "input is written from it)")
     comm = comm if comm is not None else SerialComm()
+    if write:  # the plot helper, where it can help (mpisnap.plot_process)
+        start_early()
     overrides = list(overrides) + _options_overrides(options)
     nthreads = threads_per_rank(comm, threads)
     with limited(nthreads) as pools:
@@ -187,6 +190,8 @@ def cross_validator(source, *, overrides: Sequence[str] = (), comm=None,
     the same input and ``[TUNE]`` folds, seed and memory (no rows are computed then). Arguments
     as :func:`tune`."""
     comm = comm if comm is not None else SerialComm()
+    if write:  # the plot helper, where it can help (mpisnap.plot_process)
+        start_early()
     overrides = list(overrides) + _options_overrides(options)
     nthreads = threads_per_rank(comm, threads)
     with limited(nthreads):
