@@ -69,7 +69,10 @@ convention** (eV/Å³, tensile positive) and is converted to bar, pressure conve
 ``σ_bar = −1.602176634e6 · σ_ASE`` (1 eV/Å³ = 1.602176634e11 Pa = 1.602176634e6 bar, exact).
 Note the difference from ``XYZ``: an ``.extxyz`` file read by the ``ASE`` reader has its
 ``stress=`` read in ASE's convention (eV/Å³, tensile positive), by the ``XYZ`` reader in
-FitSNAP's (bar, compressive positive).
+FitSNAP's (bar, compressive positive). A compressed file (``.gz``, ``.bz2``, ``.xz``) is
+decompressed once per file version, not once per frame. The frames and their conversion are
+:func:`mpisnap.frames.read_ase` and :func:`mpisnap.frames.ase_configuration`, which active
+learning's labelled sets use too.
 """
 from __future__ import annotations
 
@@ -78,7 +81,6 @@ import io
 from itertools import chain as _chain
 import json
 import math
-import numbers
 import os
 import re
 from typing import Any, Mapping
@@ -91,6 +93,9 @@ except ImportError:  # optional: json's own parser then
     _orjson = None
 
 from mpisnap import units as _units
+from mpisnap.frames import (ase_configuration, calc_results as _calc_results, fail as _fail,
+                            floats as _floats, number as _number, read_ase,
+                            structure as _structure)
 from mpisnap.hookspecs import hookimpl
 from mpisnap.records import (MAX_COORDINATE, MAX_ENERGY_PER_ATOM, MAX_FORCE, MAX_STRESS, ConfigRef,
                              Configuration, Reader, check_configuration)
@@ -182,10 +187,6 @@ _STYLES = {  # JSON key -> (converter, the metal default)
 
 # -- shared helpers -------------------------------------------------------------------------------
 
-def _fail(where: str, msg: str) -> ValueError:
-    return ValueError(f"{where}: {msg}".replace("\r", " ").replace("\n", " "))  # one line
-
-
 def _group_folder(data_path: str, group: str) -> str:
     folder = os.path.join(os.fspath(data_path), group)
     if not os.path.isdir(folder):
@@ -206,35 +207,6 @@ def _files(folder: str, group: str, suffix: str = "") -> list[str]:
 def _frame_names(group: str, fname: str, nframes: int) -> list[str]:
     width = len(str(max(nframes - 1, 0)))
     return [f"{group}/{fname}#{i:0{width}d}" for i in range(nframes)]
-
-
-def _floats(where: str, key: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
-    """``value`` as a finite float64 array of ``shape``, or a one-line ValueError."""
-    if isinstance(value, (str, bytes, Mapping)):
-        raise _fail(where, f"{key}: expected numbers, got {type(value).__name__}")
-    try:
-        arr = np.array(value, dtype=float)
-    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond floats
-        raise _fail(where, f"{key}: expected an array of numbers of shape {shape}") from None
-    if arr.shape != shape:
-        raise _fail(where, f"{key}: expected shape {shape}, got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise _fail(where, f"{key}: contains non-finite values (NaN, Infinity or null)")
-    return arr
-
-
-def _number(where: str, key: str, value: Any) -> float:
-    if type(value) is float and math.isfinite(value):
-        return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise _fail(where, f"{key}: expected a number, got {value!r}"[:200])
-    try:
-        v = float(value)
-    except OverflowError:  # an integer beyond floats
-        v = math.copysign(math.inf, value)
-    if not math.isfinite(v):
-        raise _fail(where, f"{key}: not finite ({v})")
-    return v
 
 
 # -- JSON -----------------------------------------------------------------------------------------
@@ -959,21 +931,6 @@ def _xyz_frame_text(where: str, path: str, index: int) -> str:
         raise _fail(where, f"not UTF-8 text ({exc.reason})") from None
 
 
-def _calc_results(atoms) -> dict:
-    calc = atoms.calc
-    return dict(getattr(calc, "results", None) or {}) if calc is not None else {}
-
-
-def _structure(where: str, atoms) -> tuple[np.ndarray, np.ndarray, tuple, tuple]:
-    n = len(atoms)
-    if n == 0:
-        raise _fail(where, "no atoms")
-    positions = _floats(where, "positions", atoms.get_positions(), (n, 3))
-    cell = _floats(where, "cell", atoms.cell.array, (3, 3))
-    pbc = tuple(bool(p) for p in atoms.pbc)
-    return positions, cell, pbc, tuple(atoms.get_chemical_symbols())
-
-
 def _xyz_load(ref: ConfigRef) -> Configuration:
     from ase.io import read
 
@@ -1004,21 +961,12 @@ def _xyz_load(ref: ConfigRef) -> Configuration:
 
 # -- anything ASE reads (ASE conventions) ---------------------------------------------------------
 
-def _ase_read(path: str, index):
-    from ase.io import read
-
-    try:
-        return read(path, index=index)
-    except Exception as exc:  # unknown format, malformed file, ...: one line naming the file
-        raise _fail(path, f"ASE cannot read it: {type(exc).__name__}: {exc}") from None
-
-
 def _ase_list(data_path: str, group: str) -> list[ConfigRef]:
     folder = _group_folder(data_path, group)
     refs: list[ConfigRef] = []
     for fname in _files(folder, group):
         path = os.path.join(folder, fname)
-        frames = _ase_read(path, ":")
+        frames = read_ase(path, ":")
         if not frames:
             raise _fail(path, "no configurations")
         refs += [ConfigRef(name, group, path, i)
@@ -1027,24 +975,8 @@ def _ase_list(data_path: str, group: str) -> list[ConfigRef]:
 
 
 def _ase_load(ref: ConfigRef) -> Configuration:
-    where = f"{ref.source}: frame {ref.index}"
-    atoms = _ase_read(ref.source, ref.index)
-    positions, cell, pbc, symbols = _structure(where, atoms)
-    n = len(symbols)
-    res = _calc_results(atoms)
-    energy = forces = stress = None
-    if res.get("energy") is not None:
-        energy = _number(where, "energy", res["energy"])
-    if res.get("forces") is not None:
-        forces = _floats(where, "forces", res["forces"], (n, 3))
-    if res.get("stress") is not None:
-        s = np.asarray(res["stress"], dtype=float)
-        if s.shape not in ((6,), (3, 3)):
-            raise _fail(where, f"stress: expected shape (6,) or (3, 3), got {s.shape}")
-        stress = _floats(where, "stress", ase_stress_to_bar(s), (3, 3))
-    check_configuration(where, positions, cell, n, energy, forces, stress)
-    return Configuration(ref.name, ref.group, positions, cell, pbc, symbols, energy, forces,
-                         stress)
+    return ase_configuration(read_ase(ref.source, ref.index), ref.name, ref.group,
+                             f"{ref.source}: frame {ref.index}")
 
 
 @hookimpl

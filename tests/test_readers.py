@@ -1,6 +1,7 @@
 """The built-in readers (``mpisnap.plugins.readers``): FitSNAP JSON (the InP data set, comment
 lines, unit conversion, every error), FitSNAP extended XYZ (raw energy/stress, no sign flips) and
 the ASE reader (ASE's stress convention converted to bar, pressure convention)."""
+import io
 import json
 import os
 import re
@@ -595,6 +596,90 @@ def test_ase_reader_error_unreadable_file(R, tmp_path):
     with pytest.raises(ValueError, match="ASE cannot read it") as info:
         R["ASE"].list_configs(str(tmp_path), "G")
     assert str(g / "junk.dat") in str(info.value) and "\n" not in str(info.value)
+
+
+def same_configuration(a, b):
+    """Every number of two configurations bitwise equal (names aside)."""
+    assert (a.symbols, a.pbc, a.energy) == (b.symbols, b.pbc, b.energy)
+    for key in ("positions", "cell", "forces", "stress"):
+        np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
+
+
+@pytest.mark.parametrize("fmt, comp, module", [("extxyz", "gz", "gzip"), ("extxyz", "bz2", "bz2"),
+                                               ("extxyz", "xz", "lzma"), ("traj", "gz", "gzip")])
+def test_ase_reader_decompresses_a_compressed_file_once(R, tmp_path, monkeypatch, fmt, comp,
+                                                        module):
+    """Loading the frames of a compressed file one by one opens it no more after listing (ASE
+    itself would decompress it again for every frame), and gives the uncompressed file's
+    configurations bit for bit."""
+    import importlib
+
+    frames = [a for a, *_ in ase_frames(6, seed=3)]
+    for g in ("Plain", "Packed"):
+        (tmp_path / g).mkdir()
+    ase_write(tmp_path / "Plain" / f"a.{fmt}", frames)
+    mod = importlib.import_module(module)
+    with open(tmp_path / "Plain" / f"a.{fmt}", "rb") as src, \
+            mod.open(tmp_path / "Packed" / f"a.{fmt}.{comp}", "wb") as dst:
+        dst.write(src.read())
+    opens = []
+    real_open = mod.open
+    monkeypatch.setattr(mod, "open", lambda *a, **k: opens.append(a) or real_open(*a, **k))
+    refs = R["ASE"].list_configs(str(tmp_path), "Packed")
+    listed = len(opens)
+    assert 1 <= listed <= 2  # the format's magic bytes, the content
+    packed = [R["ASE"].load(ref) for ref in refs]
+    assert len(opens) == listed
+    plain = [R["ASE"].load(ref) for ref in R["ASE"].list_configs(str(tmp_path), "Plain")]
+    assert len(packed) == len(plain) == 6
+    assert [c.name for c in packed] == [f"Packed/a.{fmt}.{comp}#{i}" for i in range(6)]
+    for a, b in zip(packed, plain):
+        same_configuration(a, b)
+
+
+def test_ase_reader_compressed_file_rewritten_is_read_again(R, tmp_path):
+    import gzip
+
+    g = tmp_path / "G"
+    g.mkdir()
+    frames = ase_frames(5, seed=7)
+    buf = io.StringIO()
+    ase_write(buf, [a for a, *_ in frames[:3]], format="extxyz")
+    (g / "a.xyz.gz").write_bytes(gzip.compress(buf.getvalue().encode()))
+    assert R["ASE"].load(R["ASE"].list_configs(str(tmp_path), "G")[2]).energy == frames[2][1]
+    buf = io.StringIO()
+    ase_write(buf, [a for a, *_ in frames[3:]], format="extxyz")
+    (g / "a.xyz.gz").write_bytes(gzip.compress(buf.getvalue().encode()))
+    os.utime(g / "a.xyz.gz", ns=(1, 1))
+    refs = R["ASE"].list_configs(str(tmp_path), "G")
+    assert [R["ASE"].load(r).energy for r in refs] == [frames[3][1], frames[4][1]]
+
+
+def test_learning_validation_set_is_read_as_the_ase_reader_reads(R, tmp_path):
+    """Active learning's labelled files go through the reader's conversion: the same numbers
+    (compressed or not) and the same checks (a frame without atoms is refused)."""
+    import gzip
+
+    from mpisnap.errors import FitError
+    from mpisnap.learning.structures import read_labelled
+    from mpisnap.plugin_manager import build_registry, get_plugin_manager
+
+    reg = build_registry(get_plugin_manager(autoload=False))
+    g = tmp_path / "G"
+    g.mkdir()
+    ase_write(g / "v.extxyz", [a for a, *_ in ase_frames(4, seed=11)])
+    val = tmp_path / "val"
+    val.mkdir()
+    (val / "v.extxyz.gz").write_bytes(gzip.compress((g / "v.extxyz").read_bytes()))
+    got = read_labelled(str(val), "learn.in: [LEARN] validation", reg)
+    assert [c.name for c in got] == [f"v.extxyz.gz#{i}" for i in range(4)]
+    for a, ref in zip(got, R["ASE"].list_configs(str(tmp_path), "G")):
+        same_configuration(a, R["ASE"].load(ref))
+    empty = Atoms(cell=[3, 3, 3], pbc=True)
+    empty.calc = SinglePointCalculator(empty, energy=-1.0)
+    ase_write(val / "w.extxyz", [empty])
+    with pytest.raises(FitError, match=r"^learn.in: \[LEARN\] validation: w.extxyz: no atoms$"):
+        read_labelled(str(val), "learn.in: [LEARN] validation", reg)
 
 
 def test_xyz_force_column_alias_and_file_rewrite(R, tmp_path):

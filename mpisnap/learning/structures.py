@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FitError
+from ..frames import ase_configuration, read_ase
 from ..records import ConfigRef, Configuration
 
 __all__ = ["list_files", "read_structures", "read_labelled", "to_atoms"]
@@ -39,31 +40,13 @@ def to_atoms(c: Configuration):
     return Atoms(symbols=list(c.symbols), positions=c.positions, cell=c.cell, pbc=c.pbc)
 
 
-_COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma"}
-
-
 def _ase_frames(path: str, where: str) -> list:
-    """Every frame of a file ASE reads. A compressed file (``.gz``, ``.bz2``, ``.xz``) is
-    decompressed into memory first: ASE's readers seek within it, which costs a decompression
-    per seek."""
-    import importlib
-    import io
-
-    from ase.io import read
-
+    """Every frame of a file ASE reads (:func:`mpisnap.frames.read_ase`: a compressed file is
+    decompressed once)."""
     try:
-        ext = os.path.splitext(path)[1].lower()
-        if ext in _COMPRESSED:
-            from ase.io.formats import filetype
-
-            fmt = filetype(path, guess=False)
-            with importlib.import_module(_COMPRESSED[ext]).open(path, "rt") as fh:
-                frames = read(io.StringIO(fh.read()), ":", format=fmt)
-        else:
-            frames = read(path, ":")
-    except Exception as exc:  # any ASE failure: the file is not readable as given
-        raise FitError(f"{where}: ASE cannot read {path}: {type(exc).__name__}: {exc}"
-                       .replace("\n", " ")) from None
+        frames = read_ase(path, ":")
+    except ValueError as exc:
+        raise FitError(f"{where}: {exc}") from None
     if not frames:
         raise FitError(f"{where}: no structures in {path}")
     return frames
@@ -88,23 +71,13 @@ def read_structures(path: str, where: str, json_reader: Any) -> list[tuple[str, 
     return out
 
 
-def _labelled_frame(name: str, atoms) -> Configuration:
-    """A configuration of an ASE frame with its attached labels, in the ``ASE`` reader's
-    conventions: energy eV, forces eV/Å, the stress converted from ASE's eV/Å³ (tensile +) to
-    bar, pressure convention (:func:`mpisnap.oracle.ase_stress_to_bar`)."""
-    from ..oracle import ase_stress_to_bar
-
-    res = dict(getattr(atoms.calc, "results", {}) or {}) if atoms.calc is not None else {}
-    stress = res.get("stress")
+def _labelled_frame(name: str, atoms, where: str) -> Configuration:
+    """A configuration of an ASE frame with its attached labels, read as the ``ASE`` reader
+    reads it (:func:`mpisnap.frames.ase_configuration`)."""
     try:
-        return Configuration(name, "validation", np.asarray(atoms.get_positions(), float),
-                             np.asarray(atoms.get_cell(), float),
-                             tuple(bool(p) for p in atoms.get_pbc()),
-                             tuple(atoms.get_chemical_symbols()), res.get("energy"),
-                             res.get("forces"),
-                             None if stress is None else ase_stress_to_bar(stress))
+        return ase_configuration(atoms, name, "validation", name)
     except ValueError as exc:
-        raise FitError(" ".join(str(exc).split())) from None
+        raise FitError(f"{where}: {exc}") from None
 
 
 def read_labelled(path: str, where: str, registry) -> list[Configuration]:
@@ -119,7 +92,7 @@ def read_labelled(path: str, where: str, registry) -> list[Configuration]:
             out.append(json_reader.load(ConfigRef(rel, "validation", f, 0)))
             continue
         frames = _ase_frames(f, where)
-        out += [_labelled_frame(rel if len(frames) == 1 else f"{rel}#{i}", at)
+        out += [_labelled_frame(rel if len(frames) == 1 else f"{rel}#{i}", at, where)
                 for i, at in enumerate(frames)]
     for c in out:
         if c.energy is None and c.forces is None:
