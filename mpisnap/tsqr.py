@@ -22,11 +22,13 @@ The R factor of stacked blocks only needs the R factors of the blocks:
 2. ``comm.allreduce(local, op=...)`` combines pairs of R factors (:func:`combine`: LAPACK
    ``dtpqrt``, the QR of a triangle stacked on a triangle, ``2/3 n^3`` flops) along a tree and
    gives every rank the same result. A factor travels as its upper triangle only, packed row
-   after row (``(n+1)(n+2)/2`` numbers instead of ``(n+1)^2``). mpi4py's lower-case (pickle-based) reductions accept any
-   Python callable ``op(a, b)`` (an ``MPI.Op.Create(fn)`` object would be called as
-   ``fn(a, b, None)``); its tree reduction calls ``op(lower_ranks, higher_ranks)`` — rank order is
-   kept, which is what a non-commutative operation needs — then broadcasts rank 0's result, so every
-   rank holds bit-identical R. :class:`mpisnap.comm.SerialComm` returns the local value.
+   after row when it is pickled for a message (``(n+1)(n+2)/2`` numbers instead of
+   ``(n+1)^2``); a combined factor that stays on its rank is not packed. mpi4py's lower-case
+   (pickle-based) reductions accept any Python callable ``op(a, b)`` (an ``MPI.Op.Create(fn)``
+   object would be called as ``fn(a, b, None)``); its tree reduction calls
+   ``op(lower_ranks, higher_ranks)`` — rank order is kept, which is what a non-commutative
+   operation needs — then broadcasts rank 0's result, so every rank holds bit-identical R.
+   :class:`mpisnap.comm.SerialComm` returns the local value.
 
 This is the TSQR of Demmel, Grigori, Hoemmen & Langou, "Communication-optimal parallel and
 sequential QR and LU factorizations", SIAM J. Sci. Comput. 34 (2012) A206-A239, in the "direct"
@@ -278,21 +280,13 @@ def _pack(R: np.ndarray) -> np.ndarray:
     """The upper-trapezoidal part of R (``k x p``, ``k <= p``), row after row: ``R[r, r:]``,
     ``k p - k (k - 1) / 2`` numbers (``p (p + 1) / 2`` for a triangle): what goes in a message."""
     k, p = R.shape
-    out = np.empty(k * p - k * (k - 1) // 2)
-    o = 0
-    for r in range(k):
-        out[o:o + p - r] = R[r, r:]
-        o += p - r
-    return out
+    return R[np.triu_indices(k, 0, p)]
 
 
 def _unpack(flat: np.ndarray, k: int, p: int) -> np.ndarray:
     """Inverse of :func:`_pack`: the ``k x p`` upper-trapezoidal matrix (zeros below)."""
     R = np.zeros((k, p))
-    o = 0
-    for r in range(k):
-        R[r, r:] = flat[o:o + p - r]
-        o += p - r
+    R[np.triu_indices(k, 0, p)] = flat
     return R
 
 
@@ -300,30 +294,46 @@ def _unpack(flat: np.ndarray, k: int, p: int) -> np.ndarray:
 class _Part:
     """The contribution of ranks ``first..last`` (one rank, or a subtree: the reduction keeps rank
     order, so always a contiguous range) to the reduction: their R factor (None = no rows and no
-    column count) as it travels — only its upper triangle (:func:`_pack`; ``shape`` is the
-    factor's) — their row count, and the errors found so far ("rank r: message")."""
+    column count), their row count, and the errors found so far ("rank r: message").
 
-    packed: np.ndarray | None
-    shape: tuple[int, int] | None
+    A part is packed only when it travels: pickled (mpi4py's lower-case reductions pickle every
+    message), an upper-triangular/trapezoidal R goes as its triangle (:func:`_pack`) and comes
+    back whole (:func:`_unpack`); anything else goes whole. ``triangle`` says which; a triangle
+    holds exact zeros (+0.0) below its diagonal (:meth:`of`), as the message delivers them, so an
+    operand of :func:`combine` is the same array whether it stayed on its rank or travelled."""
+
+    R: np.ndarray | None
     nrows: int
     first: int
     last: int
     errors: tuple = ()
+    triangle: bool = False
 
     @classmethod
-    def of(cls, R, nrows, first, last, errors=()):
+    def of(cls, R, nrows, first, last):
         if R is None:
-            return cls(None, None, nrows, first, last, errors)
+            return cls(None, nrows, first, last)
         R = np.asarray(R, dtype=float)
         if R.shape[0] > R.shape[1] or not _upper(R):  # not a factor: sent whole
-            return cls(R, R.shape, nrows, first, last, errors)
-        return cls(_pack(R), R.shape, nrows, first, last, errors)
+            return cls(R, nrows, first, last)
+        # np.triu: the values of the triangle, +0.0 below (_fix_signs leaves -0.0 there)
+        return cls(np.triu(R), nrows, first, last, triangle=True)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        if self.triangle:
+            state["R"] = (_pack(self.R), self.R.shape)
+        return state
+
+    def __setstate__(self, state):
+        if state.get("triangle"):
+            state = {**state, "R": _unpack(state["R"][0], *state["R"][1])}
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
 
     @property
-    def R(self) -> np.ndarray | None:
-        if self.packed is None or self.packed.ndim == 2:
-            return self.packed
-        return _unpack(self.packed, *self.shape)
+    def ncols(self) -> int | None:
+        return None if self.R is None else self.R.shape[1]
 
     def where(self) -> str:
         return f"rank {self.first}" if self.first == self.last else f"ranks {self.first}-{self.last}"
@@ -334,15 +344,15 @@ def _combine_parts(a: _Part, b: _Part) -> _Part:
     other ranks); errors travel to every rank instead."""
     first, last = min(a.first, b.first), max(a.last, b.last)
     if a.errors or b.errors:
-        return _Part(None, None, 0, first, last, a.errors + b.errors)
-    if a.shape is not None and b.shape is not None and a.shape[1] != b.shape[1]:
-        return _Part(None, None, 0, first, last, (
-            f"{a.where()}: {a.shape[1] - 1} columns but {b.where()}: {b.shape[1] - 1} columns "
+        return _Part(None, 0, first, last, a.errors + b.errors)
+    if a.ncols is not None and b.ncols is not None and a.ncols != b.ncols:
+        return _Part(None, 0, first, last, (
+            f"{a.where()}: {a.ncols - 1} columns but {b.where()}: {b.ncols - 1} columns "
             "(every rank must have the same number of columns)",))
     try:
         return _Part.of(combine(a.R, b.R), a.nrows + b.nrows, first, last)
     except Exception as exc:  # noqa: BLE001 - reported on every rank by finalize
-        return _Part(None, None, 0, first, last, (f"{a.where()} + {b.where()}: {exc}",))
+        return _Part(None, 0, first, last, (f"{a.where()} + {b.where()}: {exc}",))
 
 
 class StreamingR:
@@ -414,11 +424,9 @@ class StreamingR:
         number of columns."""
         rank = comm.Get_rank()
         if self.errors:
-            part = _Part(None, None, 0, rank, rank,
-                         tuple(f"rank {rank}: {e}" for e in self.errors))
-        elif comm.Get_size() == 1:  # nothing travels: no packing
-            part = _Part(self._R, None if self._R is None else self._R.shape, self.nrows, rank,
-                         rank)
+            part = _Part(None, 0, rank, rank, tuple(f"rank {rank}: {e}" for e in self.errors))
+        elif comm.Get_size() == 1:  # nothing travels, nothing combined: R as it is
+            part = _Part(self._R, self.nrows, rank, rank)
         else:
             part = _Part.of(self._R, self.nrows, rank, rank)
         total = comm.allreduce(part, op=_combine_parts)

@@ -397,8 +397,9 @@ def test_pack_roundtrip_and_size():
 
 
 def test_reduction_messages_carry_only_the_triangle():
-    """What each rank hands to the reduction (and what the reduction passes on) is the packed
-    upper triangle: (n+1)(n+2)/2 numbers, about half of the square's pickle."""
+    """What each rank hands to the reduction (and what the reduction passes on) goes in a message
+    as its packed upper triangle — (n+1)(n+2)/2 numbers, about half of the square's pickle — and
+    comes back as the same array."""
     import pickle
 
     n = 40
@@ -426,7 +427,70 @@ def test_reduction_messages_carry_only_the_triangle():
         t.start()
     for t in threads:
         t.join(60)
-    assert seen and all(p.packed.shape == ((n + 1) * (n + 2) // 2,) for p in seen)
+    assert len(seen) == 4 and all(p.R.shape == (n + 1, n + 1) for p in seen)
     full = len(pickle.dumps(np.zeros((n + 1, n + 1))))
-    assert all(len(pickle.dumps(p)) < 0.56 * full for p in seen)
+    for p in seen:
+        msg = pickle.dumps(p)
+        assert len(msg) < 0.56 * full
+        back = pickle.loads(msg)
+        assert back.R.tobytes() == p.R.tobytes() and (back.nrows, back.first, back.last) == (
+            p.nrows, p.first, p.last)
     assert _relerr(outs[0][0], tsqr(SerialComm(), A, b, w)[0]) <= 1e-12
+
+
+def test_parts_are_packed_only_for_messages(monkeypatch):
+    """Combining parts packs nothing (a part is packed when it is pickled, once per message); a
+    reduction whose messages are pickled, as mpi4py's are, gives the same bytes (signed zeros
+    too) on every rank as one whose operands never leave their rank."""
+    import pickle
+
+    import mpisnap.tsqr as T
+
+    packs = []
+    real_pack = T._pack
+    monkeypatch.setattr(T, "_pack", lambda R: packs.append(R.shape) or real_pack(R))
+
+    class Messages(_ThreadComm):
+        """mpi4py's tree: the higher ranks' part arrives pickled; ranks > 0 get the result by
+        a pickled broadcast."""
+
+        def allreduce(self, obj, op=None):
+            def op_received(lower, higher):
+                return op(lower, pickle.loads(pickle.dumps(higher)))
+            out = super().allreduce(obj, op=op_received)
+            return out if self.rank == 0 else pickle.loads(pickle.dumps(out))
+
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        m, n = 40, int(rng.integers(3, 9))
+        A = np.round(rng.normal(size=(m, n)))  # small integers: exact zeros appear in R
+        A[: m // 2, rng.integers(n)] = 0.0
+        b, w = rng.normal(size=m), rng.uniform(0.5, 2.0, m)
+        size = 3 + seed % 3
+        cuts = [0, *np.sort(rng.integers(0, m + 1, size - 1)), m]
+
+        def per_rank(comm, r):
+            s, e = cuts[r], cuts[r + 1]
+            return tsqr(comm, A[s:e], b[s:e], w[s:e])
+
+        packs.clear()
+        local = _run_ranks(size, "tree", per_rank)
+        assert packs == []
+        sent = [None] * size
+        shared = _ThreadComm.Shared(size, "tree")
+
+        def work(r):
+            sent[r] = per_rank(Messages(shared, r), r)
+
+        threads = [threading.Thread(target=work, args=(r,)) for r in range(size)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        # every simulated rank runs the whole tree (size - 1 messages), ranks > 0 a broadcast
+        assert len(packs) == (size + 1) * (size - 1)
+        for o in local + sent:
+            assert not isinstance(o, BaseException), o
+            R, qb, r2 = o
+            assert R.tobytes() == local[0][0].tobytes() and qb.tobytes() == local[0][1].tobytes()
+            assert r2 == local[0][2]
