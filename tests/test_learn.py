@@ -5,6 +5,7 @@ kills)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -149,6 +150,41 @@ def test_incremental_refit_equals_a_fit_from_scratch(finished):
         pa, pb = a.predict(at), b.predict(at)
         assert abs(pa.energy - pb.energy) <= 1e-8 * abs(pb.energy)
         assert np.abs(pa.forces - pb.forces).max() <= 1e-8 * np.abs(pb.forces).max()
+
+
+def test_fold_counts_every_new_row_and_tallies_those_of_weight_above_zero(tmp_path):
+    """A round's fold: each kind's folded system counts all its rows (a kind of weight 0 too,
+    as a fit's compressed system does); the posterior's tally only the rows of weight > 0."""
+    from mpisnap.comm import SerialComm
+    from mpisnap.learning.campaign import _fold, _start_systems
+    from mpisnap.oracle import Labels
+    from mpisnap.pipeline import Timer, prepare
+    from mpisnap.testing.learn_pools import label
+    from mpisnap.units import ase_stress_to_bar
+
+    setup = prepare(str(make_campaign(tmp_path, BASIC, npool=2)), autoload=False)
+    comm = SerialComm()
+    systems, nrows, log_w2 = _start_systems(comm, setup, Timer(), False)
+    new = [(f"new{i}", at, Labels(at.get_potential_energy(), at.get_forces(),
+                                  ase_stress_to_bar(at.get_stress())))
+           for i, at in enumerate(label(copper_pool(2, 5)))]
+    natoms = sum(len(at) for _, at, _ in new)
+
+    class Post:  # what _fold asks of the posterior (for the held-out scores only)
+        def model_std(self, A):
+            return np.ones(len(A))
+
+        def label_variance(self, kind, weight):
+            return 1.0
+
+    (out, nrows2, log_w2b), scores = _fold(
+        comm, setup, (systems, nrows, log_w2), new, ["Seed", "Learned"], "Learned",
+        (10.0, 1.0, 0.0), np.zeros(setup.model.ncols), Post())
+    added = {0: 2, 1: 3 * natoms, 2: 12}
+    assert {k: out[k].nrows - systems[k].nrows for k in range(3)} == added
+    assert {k: nrows2[k] - nrows[k] for k in range(3)} == {0: 2, 1: 3 * natoms, 2: 0}
+    assert log_w2b[0] - log_w2[0] == pytest.approx(2 * math.log(100.0))
+    assert log_w2b[2] == log_w2[2] and {k: len(v) for k, v in scores.items()} == added
 
 
 def test_labels_are_the_oracles(finished):

@@ -303,6 +303,8 @@ def _fold(comm, setup, state: tuple, new: list, group_names, group: str, weights
     systems, nrows, log_weight2 = state
     ncols = setup.model.ncols
     accs: dict = {}
+    # rows that stand for an old system in its accumulator (on rank 0): its triangle, its residual
+    seeds = {k: len(s.R) + 1 for k, s in systems.items()}
     if comm.rank == 0:
         for k, s in systems.items():
             acc = accs[k] = StreamingR(ncols)
@@ -316,15 +318,12 @@ def _fold(comm, setup, state: tuple, new: list, group_names, group: str, weights
                                      np.asarray(atoms.get_cell(), float), (True, True, True),
                                      tuple(atoms.get_chemical_symbols()), lab.energy,
                                      lab.forces, lab.stress))
-    counts: dict = {}
     scores: dict = {0: [], 1: [], 2: []}
     tally = _Tally()
 
     def rows():
         for A, b, w, lab in tally.count(iter_blocks(setup, own_all(entries, group_names),
                                                     timer=Timer(), configs=configs)):
-            for k in np.unique(lab["kind"]).tolist():
-                counts[k] = counts.get(k, 0) + int(np.count_nonzero(lab["kind"] == k))
             var = post.model_std(A) ** 2
             for k in range(3):
                 sel = lab["kind"] == k
@@ -335,13 +334,11 @@ def _fold(comm, setup, state: tuple, new: list, group_names, group: str, weights
 
     agree(comm, lambda: compress(rows(), ncols, key=lambda lab: lab["kind"], into=accs))
     folded = finalize(comm, accs, ncols)
-    totals = comm.allreduce(counts, op=lambda a, b: {k: a.get(k, 0) + b.get(k, 0)
-                                                     for k in set(a) | set(b)})
     new_rows, new_lw2 = tally.total(comm)
     out = {}
-    for k, c in folded.items():
+    for k, c in folded.items():  # every training row (weight 0 too): the old ones and the new
         old = systems[k].nrows if k in systems else 0
-        out[k] = Compressed(c.R, c.qb, c.rnorm2, old + totals.get(k, 0))
+        out[k] = Compressed(c.R, c.qb, c.rnorm2, old + c.nrows - seeds.get(k, 0))
     return ((out, {k: nrows.get(k, 0) + new_rows[k] for k in range(3)},
              {k: log_weight2.get(k, 0.0) + new_lw2[k] for k in range(3)}), scores)
 
