@@ -5,41 +5,58 @@ package to parse metadata). Two questions are asked at every start: mpisnap's ve
 run log and the potential files) and whether any installed distribution declares entry points in
 the ``mpisnap`` group (third-party plugins). Both are answered here by looking at the
 ``*.dist-info`` / ``*.egg-info`` folders on ``sys.path`` directly, in ``sys.path`` order as
-``importlib.metadata`` does; whenever something is not plainly such a folder (a zip archive on
-the path, a custom distribution finder, an unreadable entry) the answer comes from
-``importlib.metadata`` itself.
+``importlib.metadata`` does (one listing of the path serves both); whenever something is not
+plainly such a folder (a zip archive on the path, a custom distribution finder, an unreadable
+entry) the answer comes from ``importlib.metadata`` itself.
 """
 from __future__ import annotations
 
 import os
 import sys
+from stat import S_ISDIR, S_ISREG
 
 __all__ = ["version", "may_have_entry_points"]
 
 
-def _plain_path() -> bool:
-    """Whether ``importlib.metadata`` would only look at folders of ``sys.path`` (no zip
-    archives on the path, no custom finder of distributions)."""
+def _metadata_dirs() -> tuple | None:
+    """``(folder, name)`` of every ``*.dist-info`` / ``*.egg-info`` folder on ``sys.path``, in
+    ``sys.path`` order; None when ``importlib.metadata`` would look elsewhere too (a zip archive
+    on the path, a custom finder of distributions).
+
+    The folders are listed once per state of the path (its entries and their modification
+    times, which change when a distribution is installed or removed there): the version and the
+    entry-point check at start-up share one listing."""
+    global _last
     for finder in sys.meta_path:
         if hasattr(finder, "find_distributions") and finder.__module__ != "_frozen_importlib_external":
-            return False
-    for entry in sys.path:
-        if os.path.isfile(entry or "."):
-            return False
-    return True
-
-
-def _metadata_dirs():
-    """``(folder, name)`` of every ``*.dist-info`` / ``*.egg-info`` folder on ``sys.path``."""
+            return None
+    key = []
     for entry in sys.path:
         folder = entry or "."
         try:
-            names = os.listdir(folder)
-        except OSError:  # missing or not a folder: importlib.metadata finds nothing there either
+            st = os.stat(folder)
+        except OSError:  # missing: importlib.metadata finds nothing there either
             continue
-        for name in names:
-            if name.endswith((".dist-info", ".egg-info")):
-                yield folder, name
+        if S_ISREG(st.st_mode):  # a zip archive
+            return None
+        if S_ISDIR(st.st_mode):
+            key.append((folder, st.st_mtime_ns))
+    key = tuple(key)
+    if _last is None or _last[0] != key:
+        found = []
+        for folder, _ in key:
+            try:
+                names = os.listdir(folder)
+            except OSError:  # unreadable: importlib.metadata finds nothing there either
+                continue
+            found += [(folder, name) for name in names
+                      if name.endswith((".dist-info", ".egg-info"))]
+        _last = (key, tuple(found))
+    return _last[1]
+
+
+#: (the path's state, its metadata folders) of the last listing
+_last: tuple | None = None
 
 
 def _normal(name: str) -> str:
@@ -48,9 +65,10 @@ def _normal(name: str) -> str:
 
 def version(package: str = "mpisnap") -> str | None:
     """The version of the installed distribution ``package`` (None when it is not installed)."""
-    if _plain_path():
+    dirs = _metadata_dirs()
+    if dirs is not None:
         want = _normal(package)
-        for folder, name in _metadata_dirs():
+        for folder, name in dirs:
             stem = name.rsplit(".", 1)[0]
             if _normal(stem.split("-", 1)[0]) != want:
                 continue
@@ -78,10 +96,11 @@ def may_have_entry_points(group: str) -> bool:
     """False only when no installed distribution can declare entry points in ``group`` (no
     ``entry_points.txt`` on ``sys.path`` has a ``[group]`` section); True otherwise, including
     whenever the path holds something this check does not read."""
-    if not _plain_path():
+    dirs = _metadata_dirs()
+    if dirs is None:
         return True
     header = f"[{group}]"
-    for folder, name in _metadata_dirs():
+    for folder, name in dirs:
         path = os.path.join(folder, name, "entry_points.txt")
         try:
             with open(path, encoding="utf-8") as fh:

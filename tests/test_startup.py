@@ -158,6 +158,29 @@ def test_metadata_answers_as_importlib_metadata(tmp_path, monkeypatch):
     assert found == ["plug"]
 
 
+def test_metadata_lists_the_path_once_for_version_and_entry_points(tmp_path, monkeypatch):
+    """The version and the entry-point check (both asked at every start) share one listing of
+    the sys.path folders; a distribution installed afterwards is still seen."""
+    from collections import Counter
+
+    site = tmp_path / "site"
+    _dist(site, "plug_pkg", "[console_scripts]\nx = y:z\n")
+    monkeypatch.syspath_prepend(str(site))  # a path not listed before
+    expected = importlib.metadata.version("mpisnap")
+    listed = Counter()
+    real = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda p=".": listed.update([str(p)]) or real(p))
+    group = "mpisnap_test_group_y"
+    assert _metadata.version("plug-pkg") == "1.2.3"
+    assert not _metadata.may_have_entry_points(group)
+    assert _metadata.version("mpisnap") == expected
+    assert listed[str(site)] == 1 and set(listed.values()) == {1}
+    _dist(site, "late_pkg", f"[{group}]\nplug = late_pkg\n")
+    os.utime(site, ns=(1, 1))  # a new modification time even on coarse clocks
+    assert _metadata.may_have_entry_points(group)
+    assert listed[str(site)] == 2
+
+
 def test_metadata_defers_to_importlib_for_a_zip_on_the_path(tmp_path, monkeypatch):
     archive = tmp_path / "dists.zip"
     with zipfile.ZipFile(archive, "w") as z:
