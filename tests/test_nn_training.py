@@ -243,6 +243,35 @@ def test_checkpoints_go_to_the_output_folder_and_resume_exactly(cu, tmp_path, mo
         mpisnap.fit(cu_input(cu, "d.in", save_state_input=tmp_path / "nowhere.pt"), write=False)
 
 
+def test_cosine_schedule_anneals_to_zero_and_resumes_exactly(cu, tmp_path, monkeypatch):
+    """``scheduler = cosine``: the epoch's learning rate is lr·(1 + cos(π e/E))/2 (E =
+    num_epochs); epochs 3-4 resumed from the epoch-2 checkpoint equal epochs 1-4 in one go; a
+    2-epoch run resumed to 4 epochs anneals over the 4 from its epoch 2."""
+    from mpisnap.plugins.nn import training
+
+    real = training._checkpoint
+
+    def keep(output_dir, name, state):
+        path = real(output_dir, name, state)
+        (tmp_path / "ck.pt").write_bytes(Path(path).read_bytes())
+        return path
+
+    monkeypatch.setattr(training, "_checkpoint", keep)
+    kw = dict(scheduler="cosine", learning_rate=4e-3, save_state_output="s.pt")
+    whole = mpisnap.fit(cu_input(cu, "a.in", num_epochs=4, save_freq=2, **kw),
+                        output_dir=tmp_path / "o4", threads=1)
+    expected = [4e-3 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]
+    np.testing.assert_allclose([h["lr"] for h in whole.model.history], expected, rtol=1e-12)
+    resumed = mpisnap.fit(cu_input(cu, "b.in", num_epochs=4, save_state_input=tmp_path / "ck.pt",
+                                   **kw), output_dir=tmp_path / "r4", threads=1)
+    assert np.array_equal(resumed.coefficients, whole.coefficients)
+    mpisnap.fit(cu_input(cu, "c.in", num_epochs=2, **kw), output_dir=tmp_path / "o2", threads=1)
+    longer = mpisnap.fit(cu_input(cu, "d.in", num_epochs=4, save_state_input=tmp_path / "o2" /
+                                  "s.pt", **kw), output_dir=tmp_path / "r2", threads=1)
+    np.testing.assert_allclose([h["lr"] for h in longer.model.history][2:], expected[2:],
+                               rtol=1e-12)
+
+
 def test_progress_bar_only_when_asked(cu, capsys):
     mpisnap.fit(cu_input(cu, num_epochs=1), write=False, threads=1, progress=True)
     assert "nn training" in capsys.readouterr().err

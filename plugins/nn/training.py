@@ -564,9 +564,12 @@ def _train(model, comm, setup, pl, timer) -> FitResult:
                 loss.backward()
             lval += float(loss.detach())
         return exchange(lval)
-    scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="min", factor=pt.scheduler_factor, patience=pt.scheduler_patience)
-        if pt.scheduler == "plateau" else None)
+    scheduler = None
+    if pt.scheduler == "plateau":
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=pt.scheduler_factor, patience=pt.scheduler_patience)
+    elif pt.scheduler == "cosine":  # to 0 at num_epochs (stepped once per epoch)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=pt.num_epochs)
     history: list[dict] = []
     start, best, best_state, bad = 0, math.inf, None, 0
     if resume is not None:
@@ -575,6 +578,12 @@ def _train(model, comm, setup, pl, timer) -> FitResult:
         optimizer.load_state_dict(resume["optimizer"])
         if scheduler is not None and resume.get("scheduler") is not None:
             scheduler.load_state_dict(resume["scheduler"])
+            if pt.scheduler == "cosine" and scheduler.T_max != pt.num_epochs:
+                # a longer (shorter) run: anneal to 0 at this run's num_epochs from here on
+                scheduler.T_max = pt.num_epochs
+                for g, base in zip(optimizer.param_groups, scheduler.base_lrs):
+                    g["lr"] = base * (1 + math.cos(math.pi * scheduler.last_epoch
+                                                   / pt.num_epochs)) / 2
         start = int(resume["epoch"])
         history = [dict(h) for h in resume["history"]]
         best, bad = float(resume["best"]), int(resume["bad"])
@@ -619,8 +628,10 @@ def _train(model, comm, setup, pl, timer) -> FitResult:
                     part = _eval_loss(members, val_items, nnets, val_counts)
                 val_loss = float(_rank_sum(comm, np.array([part]))[0])
             lr = optimizer.param_groups[0]["lr"]
-            if scheduler is not None:
+            if pt.scheduler == "plateau":
                 scheduler.step(val_loss if not math.isnan(val_loss) else train_loss)
+            elif scheduler is not None:
+                scheduler.step()
             history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
                             "lr": lr, "seconds": time.perf_counter() - t0})
             if not math.isnan(val_loss):
