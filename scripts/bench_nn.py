@@ -298,6 +298,36 @@ _RANKS_CODE = textwrap.dedent("""
 """)
 
 
+def _ceilings(inputs, epochs: int = 30) -> list[float]:
+    """Per input: the ideal 2-rank speed-up of an epoch, from the actual neighbour-image counts
+    of the configurations (the work of a configuration), the partition and the seeded batches:
+    the epoch's total over the sum of each batch's larger share (the ranks meet at every step)."""
+    import numpy as np
+
+    from mpisnap.comm import SerialComm
+    from mpisnap.pipeline import Timer, plan, prepare
+    from mpisnap.plugins.nn.batches import epoch_order, make_units, owners
+    from mpisnap.plugins.nn.training import load_items
+
+    out = []
+    for inp in inputs:
+        setup = prepare(inp, [])
+        pl = plan(SerialComm(), setup, setup.model.owners)
+        items = load_items(setup.model, setup, pl, Timer())
+        work = np.array([len(it.pj) for it in items], float)
+        own = owners(setup.settings, pl.costs, pl.entries, 2)
+        units = make_units(setup.settings, np.arange(len(items)), pl.costs)
+        batch = setup.settings.pytorch.batch_size
+        ratios = []
+        for epoch in range(epochs):
+            order = epoch_order(units, setup.settings.pytorch.seed, epoch, True)
+            busiest = sum(np.bincount(own[order[b:b + batch]], weights=work[order[b:b + batch]],
+                                      minlength=2).max() for b in range(0, len(order), batch))
+            ratios.append(work.sum() / busiest)
+        out.append(float(np.median(ratios)))
+    return out
+
+
 def bench_ranks(args) -> None:
     """1 against 2 MPI ranks in one 2-rank MPI job: each repeat trains once on rank 0 alone
     (``COMM_SELF``; the other rank sleeps) and once on both ranks, back to back (alternating
@@ -321,21 +351,22 @@ def bench_ranks(args) -> None:
         line = next(ln for ln in p.stdout.splitlines() if ln.startswith("RESULT "))
         got = json.loads(line[len("RESULT "):])
         load1 = os.getloadavg()[0]
+        ceilings = _ceilings(inputs)
     print(f"Cu example (124 configurations), 64-64 tanh, float64, 1 thread per rank; "
           f"{args.epochs} epochs per training, median epoch after the first; {args.repeats} "
           f"repeats of (1 rank, 2 ranks) back to back in one MPI job (load {load0:.1f} before, "
           f"{load1:.1f} after)")
     print("| batch | 1 rank s/epoch | 2 ranks s/epoch | speed-up: median of the repeats "
-          "(range) | ratio of the medians | wait in the gradient sum (rank 0, 1) |\n"
-          "|---:|---:|---:|---:|---:|---:|")
-    for batch, inp in zip(args.batch, inputs):
+          "(range) | ratio of the medians | ideal (balance) | wait in the gradient sum "
+          "(rank 0, 1) |\n|---:|---:|---:|---:|---:|---:|---:|")
+    for batch, inp, ideal in zip(args.batch, inputs, ceilings):
         rows = got[inp]
         t1 = statistics.median(r[0] for r in rows)
         t2 = statistics.median(r[1] for r in rows)
         ratios = [r[0] / r[1] for r in rows]
         waits = [statistics.median(r[2][k] for r in rows) for k in range(2)]
         print(f"| {batch} | {t1:.4f} | {t2:.4f} | {statistics.median(ratios):.2f}x "
-              f"({min(ratios):.2f}-{max(ratios):.2f}) | {t1 / t2:.2f}x | "
+              f"({min(ratios):.2f}-{max(ratios):.2f}) | {t1 / t2:.2f}x | {ideal:.2f}x | "
               f"{100 * waits[0]:.0f}%, {100 * waits[1]:.0f}% |")
 
 
