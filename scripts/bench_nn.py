@@ -19,6 +19,7 @@ same invocation, alternating with the candidate, and medians are reported.
         configurations
     python scripts/bench_nn.py accuracy [--epochs 600] [--fweight 100] [--seeds 0]
                                         [--ensemble 1] [--threads 1]
+                                        [--set SECTION.key=value ...]
                                         [--inp-configs 300] [--inp-epochs 100]
         test RMSE of NN against linear SNAP (same descriptors and split) on the bundled example
         and a subset of the InP data (``--inp-configs 0``: the example only); ``--ensemble K``:
@@ -430,8 +431,9 @@ def bench_accuracy(args) -> None:
                 f"PYTORCH.num_epochs={args.epochs}", f"PYTORCH.seed={seed}",
                 f"PYTORCH.ensemble={args.ensemble}",
                 f"PYTORCH.save_state_output={tmp}/s.pt", "PYTORCH.save_freq=1000000",
-                *[f"GROUPS.{g}={w.format(args.fweight, 1e-5)}" for g in GROUPS]])
-            rows.append(("example", f"NN 64-64 tanh{ens}, fweight {args.fweight:g}, "
+                *[f"GROUPS.{g}={w.format(args.fweight, 1e-5)}" for g in GROUPS], *args.set])
+            extra = "".join(f", {o.split('.', 1)[-1]}" for o in args.set)
+            rows.append(("example", f"NN 64-64 tanh{ens}, fweight {args.fweight:g}{extra}, "
                          f"{nn.solve_info['epochs']} epochs, seed {seed} "
                          f"({time.perf_counter() - t0:.0f} s)", _test_rmse(nn)))
         if INP.exists() and args.inp_configs:
@@ -531,6 +533,8 @@ def main() -> None:
     a.add_argument("--seeds", type=int, nargs="+", default=[0])
     a.add_argument("--ensemble", type=int, default=1, help="networks per seed (their mean)")
     a.add_argument("--threads", type=int, default=1, help="threads of every fit")
+    a.add_argument("--set", action="append", default=[], metavar="SECTION.key=value",
+                   help="more settings of the example's network (repeatable)")
     a.add_argument("--inp-epochs", type=int, default=100)
     a.add_argument("--inp-configs", type=int, default=300)
     lm = sub.add_parser("lammps")
