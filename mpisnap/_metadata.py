@@ -25,7 +25,9 @@ def _metadata_dirs() -> tuple | None:
 
     The folders are listed once per state of the path (its entries and their modification
     times, which change when a distribution is installed or removed there): the version and the
-    entry-point check at start-up share one listing."""
+    entry-point check at start-up share one listing. (On a file system whose modification
+    times have a resolution of seconds, a distribution installed within the same second as the
+    last listing is seen only after the next change of the path.)"""
     global _last
     for finder in sys.meta_path:
         if hasattr(finder, "find_distributions") and finder.__module__ != "_frozen_importlib_external":

@@ -105,7 +105,9 @@ def _in_memory(path: str):
     return fmt, io.TextIOWrapper(buf, encoding=io.text_encoding(None))
 
 
-@functools.lru_cache(maxsize=1)  # the file being read: its frames are loaded one after another
+# the file being read (its frames are loaded one after another); the last one stays in memory
+# until another compressed file is read or ``_decompressed.cache_clear()``
+@functools.lru_cache(maxsize=1)
 def _decompressed(path: str, size: int, mtime_ns: int):
     """``(format, binary, decompressed bytes)`` of a compressed file (the format as
     :func:`ase.io.read` finds it), or None for a format whose reader takes only a file name."""

@@ -2,8 +2,8 @@
 (plugins/nn/batches.py): pairs of configurations of similar cost, one of each pair per rank for
 two ranks, so that every batch is split evenly; the same batches for every rank count; the
 validation and test configurations balanced on their own; ``paired_batches = 0`` gives
-FitSNAP's batches of single configurations. The pipeline plans the partition with the model's
-rule, and a partition made without it trains the same network."""
+batches of single configurations. One rank takes the costs from the configurations it loaded,
+bit for bit the plan's estimate."""
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,7 +13,7 @@ import pytest
 
 from mpisnap.comm import SerialComm
 from mpisnap.partition import assign
-from mpisnap.pipeline import Timer, own_all, plan, prepare
+from mpisnap.pipeline import Timer, plan, prepare
 from mpisnap.pipeline.partitioning import estimate_costs
 from mpisnap.settings import SettingsError
 from mpisnap.settings.schema import PytorchSettings
@@ -63,6 +63,18 @@ def test_pairs_are_cost_neighbours_and_cover_the_training_set_once():
         assert list(u) == sorted(u)
         if len(u) == 2:
             assert abs(rank[u[0]] - rank[u[1]]) == 1 and min(rank[u]) % 2 == 0
+
+
+def test_a_lone_configuration_comes_last_and_keeps_the_pairs_on_batch_boundaries():
+    c = costs(41)
+    units = make_units(settings(), np.arange(41), c)
+    lone = [u for u in units if len(u) == 1][0]
+    own = owners(settings(), c, entries(41), 2)
+    for epoch in range(5):
+        order = epoch_order(units, 0, epoch, True)
+        assert order[-1] == lone[0]
+        for b in range(0, 40, 8):  # every batch of 8 holds 4 whole pairs: 4 on each rank
+            assert np.bincount(own[order[b:b + 8]], minlength=2).tolist() == [4, 4]
 
 
 def test_two_ranks_hold_one_configuration_of_every_pair():
@@ -145,23 +157,29 @@ def cu_sizes(tmp_path_factory):
                       pytorch={"num_epochs": 2, "batch_size": 4, "layer_sizes": "num_desc 8 1"})
 
 
-def test_the_plan_uses_the_models_rule_and_keeps_the_costs(cu_sizes):
+def test_costs_from_the_loaded_configurations_equal_the_plans_estimate(cu_sizes):
+    """One rank estimates nothing before reading; the training takes the same estimate from the
+    configurations it loaded, to the last bit (so 1 and N ranks pair the same way)."""
+    from mpisnap.plugins.nn import training
+
     setup = prepare(cu_sizes, [])
     pl = plan(SerialComm(), setup, setup.model.owners)
-    assert pl.mine.tolist() == list(range(12))
+    assert pl.costs is None and pl.mine.tolist() == list(range(12))
+    items = training.load_items(setup.model, setup, pl, Timer())
     ref = estimate_costs(setup, pl.entries, range(12))
-    assert pl.costs.tolist() == [ref[i] for i in range(12)]
-    assert pl.costs[6:].max() < pl.costs[:6].min()  # 16-atom cells cost less than 32-atom ones
-    assert plan(SerialComm(), setup).costs is None
+    got = training._costs(SerialComm(), setup, pl, items)
+    assert got.tolist() == [ref[i] for i in range(12)]
+    assert got[6:].max() < got[:6].min()  # 16-atom cells cost less than 32-atom ones
 
 
-def test_a_partition_without_costs_trains_the_same_network(cu_sizes):
+def test_a_partition_with_the_plans_costs_trains_the_same_network(cu_sizes):
     nets = []
-    for planned in (True, False):
+    for with_costs in (True, False):
         setup = prepare(cu_sizes, [])
         pl = plan(SerialComm(), setup, setup.model.owners)
-        if not planned:
-            pl = own_all(pl.entries, pl.group_names)
+        if with_costs:  # as a plan on several ranks hands them over
+            ref = estimate_costs(setup, pl.entries, range(12))
+            pl = replace(pl, costs=np.array([ref[i] for i in range(12)]))
         result = setup.model.train(SerialComm(), setup, pl, Timer())
         nets.append(np.asarray(result.model.coefficients))
     np.testing.assert_array_equal(nets[0], nets[1])

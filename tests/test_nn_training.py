@@ -270,6 +270,10 @@ def test_cosine_schedule_anneals_to_zero_and_resumes_exactly(cu, tmp_path, monke
                                   "s.pt", **kw), output_dir=tmp_path / "r2", threads=1)
     np.testing.assert_allclose([h["lr"] for h in longer.model.history][2:], expected[2:],
                                rtol=1e-12)
+    with pytest.raises(FitError, match=r"^\[PYTORCH\] scheduler: .*s\.pt was trained with "
+                                       r"scheduler = cosine; resume it with the same scheduler"):
+        mpisnap.fit(cu_input(cu, "e.in", num_epochs=4, save_state_input=tmp_path / "o2" / "s.pt",
+                             **{**kw, "scheduler": "plateau"}), write=False, threads=1)
 
 
 def test_progress_bar_only_when_asked(cu, capsys):

@@ -118,8 +118,6 @@ def test_helper_process_draws_the_same_image_and_survives_a_bad_request(tmp_path
 
 
 def test_write_parity_draws_itself_when_the_helper_is_gone(tmp_path, monkeypatch):
-    from mpisnap.plugins import parity_plot
-
     helper = plot_process.PlotProcess()
     helper.proc.kill()
     helper.proc.wait()
@@ -132,8 +130,6 @@ def test_write_parity_draws_itself_when_the_helper_is_gone(tmp_path, monkeypatch
 
 
 def test_helper_ends_with_its_parent_input(tmp_path):
-    from mpisnap.plugins import parity_plot
-
     helper = plot_process.PlotProcess()
     assert helper._read(1, __import__("time").monotonic() + 120) == b"R"
     helper.proc.stdin.close()

@@ -89,7 +89,7 @@ def posterior_of(systems: Mapping[int, object], nrows: Mapping[int, int],
     constant columns; ``scale``: calibration scales (default 1); ``progress``: show the
     evidence optimisation (tqdm on stderr)."""
     from ..uq.linalg import inverse_triangle, small_blas
-    from ..uq.posterior import FLAT_PRECISION, Problem, augmented, optimise
+    from ..uq.posterior import FLAT_PRECISION, Problem, augmented, optimise, typical_weight2
 
     flat = np.asarray(flat, bool)
     n = flat.size
@@ -97,7 +97,8 @@ def posterior_of(systems: Mapping[int, object], nrows: Mapping[int, int],
     with small_blas(n):
         problem = Problem.build({k: augmented(systems[k].R, systems[k].qb, systems[k].rnorm2)
                                  for k in kinds}, {k: nrows[k] for k in kinds},
-                                {k: math.exp(log_weight2[k] / nrows[k]) for k in kinds}, flat)
+                                {k: typical_weight2(log_weight2[k], nrows[k]) for k in kinds},
+                                flat)
         hyper, post, info = optimise(problem, progress=progress)
         T = inverse_triangle(post.factor)
     R = np.zeros((n, n))

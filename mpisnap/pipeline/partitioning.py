@@ -14,7 +14,7 @@ from ..partition import assign, imbalance
 from .reading import load
 from .setup import Setup
 
-__all__ = ["Partition", "plan", "estimate_costs", "gather_costs", "own_all"]
+__all__ = ["Partition", "plan", "config_cost", "estimate_costs", "gather_costs", "own_all"]
 
 log = logging.getLogger("mpisnap")
 
@@ -41,17 +41,22 @@ def own_all(entries, group_names) -> Partition:
                      list(group_names))
 
 
-def estimate_costs(setup: Setup, entries, indices) -> dict[int, float]:
-    """Estimated descriptor cost (atoms × neighbours within the largest cutoff) of
-    ``entries[i]`` for each ``i`` in ``indices`` (reads those configurations)."""
+def config_cost(setup: Setup, natoms: int, volume: float) -> float:
+    """Estimated descriptor cost of a configuration: atoms × (1 + neighbours within the largest
+    cutoff at its mean density); ``volume`` 0 (not periodic): every atom a neighbour."""
     b = setup.settings.bispectrum
     sphere = 4.0 / 3.0 * np.pi * (2.0 * max(b.radelem) * b.rcutfac) ** 3
+    neigh = natoms / volume * sphere if volume > 0 else natoms
+    return natoms * (1.0 + neigh)
+
+
+def estimate_costs(setup: Setup, entries, indices) -> dict[int, float]:
+    """:func:`config_cost` of ``entries[i]`` for each ``i`` in ``indices`` (reads those
+    configurations)."""
     out = {}
     for i in indices:
-        c = load(setup.reader, entries[i].ref, b.type)
-        vol = c.volume if all(c.pbc) else 0.0
-        neigh = c.natoms / vol * sphere if vol > 0 else c.natoms
-        out[i] = c.natoms * (1.0 + neigh)
+        c = load(setup.reader, entries[i].ref, setup.settings.bispectrum.type)
+        out[i] = config_cost(setup, c.natoms, c.volume if all(c.pbc) else 0.0)
     return out
 
 
@@ -73,8 +78,8 @@ def plan(comm, setup: Setup, owners=None) -> Partition:
     :func:`mpisnap.partition.assign` balances them; each rank then reads only its own.
 
     ``owners(costs, entries, nranks)``, when given (a trainable model's own rule, see
-    :class:`mpisnap.models.TrainableModel`), assigns instead; the costs are then estimated on
-    one rank too and kept in :attr:`Partition.costs`."""
+    :class:`mpisnap.models.TrainableModel`), assigns instead. The costs are kept in
+    :attr:`Partition.costs` (None on one rank, where nothing is estimated)."""
     settings = setup.settings
     groups = [g.name for g in settings.groups]
 
@@ -85,14 +90,14 @@ def plan(comm, setup: Setup, owners=None) -> Partition:
         return entries
 
     entries = agree(comm, listing)  # (no collective inside a function given to agree)
-    if comm.size == 1 and owners is None:
+    if comm.size == 1:
         return own_all(entries, groups)
     costs = gather_costs(comm, setup, entries, range(comm.rank, len(entries), comm.size))
     owner = (assign(costs, comm.size) if owners is None
              else agree(comm, owners, costs, entries, comm.size))
-    if comm.rank == 0 and comm.size > 1:
+    if comm.rank == 0:
         log.info("partition: %d configurations over %d ranks, cost (atoms x neighbours) "
                  "imbalance %.1f%%", len(entries), comm.size,
                  100 * imbalance(costs, owner, comm.size))
     return Partition(entries, np.flatnonzero(owner == comm.rank), [e.ref.name for e in entries],
-                     groups, costs if owners is not None else None)
+                     groups, costs)

@@ -190,8 +190,6 @@ def cross_validator(source, *, overrides: Sequence[str] = (), comm=None,
     the same input and ``[TUNE]`` folds, seed and memory (no rows are computed then). Arguments
     as :func:`tune`."""
     comm = comm if comm is not None else SerialComm()
-    if write:  # the plot helper, where it can help (mpisnap.plot_process)
-        start_early()
     overrides = list(overrides) + _options_overrides(options)
     nthreads = threads_per_rank(comm, threads)
     with limited(nthreads):

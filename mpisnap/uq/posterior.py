@@ -77,6 +77,11 @@ def augmented(R: np.ndarray, qb: np.ndarray, rnorm2: float) -> np.ndarray:
     return aug
 
 
+def typical_weight2(log_weight2: float, nrows: int) -> float:
+    """The typical squared weight of ``nrows`` rows from their Σ log w²: the geometric mean."""
+    return math.exp(log_weight2 / nrows)
+
+
 @dataclass(frozen=True)
 class Problem:
     """The regression restricted to its active columns (``active``, of n): per kind the

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..records import SolveResult
 from .linalg import small_blas, stack_triangles
-from .posterior import KIND_NAMES, Hyper, Problem, augmented, optimise
+from .posterior import KIND_NAMES, Hyper, Problem, augmented, optimise, typical_weight2
 from .settings import uq_options
 
 __all__ = ["solve_bayes", "problem_of", "fold_triangles", "hyper_of", "kind_name",
@@ -53,7 +53,7 @@ def problem_of(blocks) -> Problem:
                                 blocks.systems[c].rnorm2)) for c in codes]
         per_kind[kind] = stack_triangles(tris)
         nrows[kind] = blocks.kind_rows(kind)
-    typical = {k: math.exp(blocks.log_weight2[k] / nrows[k]) for k in per_kind}
+    typical = {k: typical_weight2(blocks.log_weight2[k], nrows[k]) for k in per_kind}
     return Problem.build(per_kind, nrows, typical, blocks.flat)
 
 

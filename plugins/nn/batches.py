@@ -4,12 +4,13 @@ into batches (NumPy only: the partition is planned before PyTorch is imported).
 The batches never depend on the number of ranks. With ``[PYTORCH] paired_batches = 1`` (the
 default) the training configurations are sorted by estimated cost (atoms × neighbours, ties by
 index) and taken two at a time: each pair holds two configurations of nearly the same cost, an
-epoch shuffles the pairs (seeded by ``seed`` and the epoch) and cuts the sequence into batches of
-``batch_size`` configurations. The partition deals the cost-sorted configurations to the ranks in
-a snake (0, 1, …, P−1, P−1, …, 0, …), so with two ranks each rank holds one configuration of every
-pair and every batch is split evenly between them. With ``paired_batches = 0`` the
-configurations are shuffled one by one (FitSNAP's batches) and the ranks hold cost-balanced but
-otherwise arbitrary shares, so a batch's work falls unevenly on the ranks.
+epoch shuffles the pairs (seeded by ``seed`` and the epoch) and cuts the sequence into batches
+of ``batch_size`` configurations (an even ``batch_size`` keeps every pair within one batch). The
+partition deals the cost-sorted configurations to the ranks in a snake (0, 1, …, P−1, P−1, …,
+0, …), so with two ranks each rank holds one configuration of every pair and every batch is
+split evenly between them. With ``paired_batches = 0`` the configurations are shuffled one by
+one and the ranks hold cost-balanced but otherwise arbitrary shares, so a batch's work falls
+unevenly on the ranks.
 """
 from __future__ import annotations
 
@@ -66,12 +67,16 @@ def make_units(settings, fit_idx, costs) -> list[np.ndarray]:
 
 def epoch_order(units_: list[np.ndarray], seed: int, epoch: int, shuffle: bool) -> np.ndarray:
     """The training configurations of ``epoch`` in batch order: the units shuffled (a generator
-    seeded by ``seed`` and the epoch) or in their given order, concatenated."""
+    seeded by ``seed`` and the epoch) or in their given order, concatenated; a lone
+    configuration left over from the pairs comes last (so that it shifts no pair off the
+    batches' boundaries)."""
     if not units_:
         return np.zeros(0, dtype=np.int64)
-    perm = (np.random.default_rng([int(seed), int(epoch)]).permutation(len(units_)) if shuffle
-            else np.arange(len(units_)))
-    return np.concatenate([units_[k] for k in perm])
+    size = max(len(u) for u in units_)
+    full = [u for u in units_ if len(u) == size]
+    perm = (np.random.default_rng([int(seed), int(epoch)]).permutation(len(full)) if shuffle
+            else np.arange(len(full)))
+    return np.concatenate([full[k] for k in perm] + [u for u in units_ if len(u) < size])
 
 
 def owners(settings, costs, entries, nranks: int) -> np.ndarray:

@@ -39,7 +39,7 @@ from mpisnap import units
 from mpisnap.comm import agree
 from mpisnap.errors import FitError
 from mpisnap.metrics import compute_metrics
-from mpisnap.pipeline.partitioning import gather_costs
+from mpisnap.pipeline.partitioning import config_cost
 from mpisnap.models import VOIGT
 from mpisnap.results import LABEL_DTYPE, DesignShard, FitResult
 
@@ -413,12 +413,18 @@ def _counts(comm, items: list[Item]) -> dict[int, tuple[int, int, int]]:
     return out
 
 
-def _costs(comm, setup, pl) -> np.ndarray:
-    """Every entry's estimated cost: the plan's (:meth:`.model.NNModel.owners`), or for a
-    partition made without them each rank estimates its own."""
+def _costs(comm, setup, pl, items: list[Item]) -> np.ndarray:
+    """Every entry's estimated cost: the plan's, or (one rank; a partition made without costs)
+    the same estimate (:func:`~mpisnap.pipeline.partitioning.config_cost`) from the loaded
+    configurations, exchanged."""
     if pl.costs is not None:
         return np.asarray(pl.costs, float)
-    return gather_costs(comm, setup, pl.entries, pl.mine)
+    local = {it.index: config_cost(setup, it.natoms, it.vol) for it in items}
+    costs = np.zeros(len(pl.entries))
+    for part in comm.allgather(local) if comm.size > 1 else [local]:
+        for i, v in part.items():
+            costs[i] = v
+    return costs
 
 
 def _state_path(name: str, settings, output_dir: str | None = None) -> str:
@@ -456,6 +462,10 @@ def _load_state(model, path: str) -> dict:
         diff = [k for k in want if have is None or have.get(k) != want[k]]
         raise FitError(f"[PYTORCH] save_state_input: {path} was trained with a different "
                        f"{', '.join(diff)} ({', '.join(f'{k}={have.get(k)!r}' for k in diff)})")
+    kind = state.get("scheduler_kind", model.settings.pytorch.scheduler)
+    if kind != model.settings.pytorch.scheduler:  # its saved state belongs to that scheduler
+        raise FitError(f"[PYTORCH] scheduler: {path} was trained with scheduler = {kind}; "
+                       f"resume it with the same scheduler")
     return state
 
 
@@ -527,7 +537,7 @@ def _train(model, comm, setup, pl, timer) -> FitResult:
     if len(fit_idx) == 0:
         raise FitError("no training configurations for the network (all are test or "
                        "validation configurations)")
-    batch_units = make_units(settings, fit_idx, _costs(comm, setup, pl))
+    batch_units = make_units(settings, fit_idx, _costs(comm, setup, pl, items))
     with timer("standardise"):
         scale = (resume["scale"].numpy() if resume is not None
                  else standardisation(comm, model, items))
@@ -581,6 +591,8 @@ def _train(model, comm, setup, pl, timer) -> FitResult:
             if pt.scheduler == "cosine" and scheduler.T_max != pt.num_epochs:
                 # a longer (shorter) run: anneal to 0 at this run's num_epochs from here on
                 scheduler.T_max = pt.num_epochs
+                # (set by hand: the scheduler's own record of the last rate goes stale until
+                # its next step; nothing here reads it)
                 for g, base in zip(optimizer.param_groups, scheduler.base_lrs):
                     g["lr"] = base * (1 + math.cos(math.pi * scheduler.last_epoch
                                                    / pt.num_epochs)) / 2
@@ -595,6 +607,7 @@ def _train(model, comm, setup, pl, timer) -> FitResult:
                 "members": [m.state_dict() for m in members],
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "scheduler_kind": pt.scheduler,
                 "scale": torch.from_numpy(np.asarray(scale, float)), "history": history,
                 "best": best, "bad": bad, "best_members": best_state}
 
