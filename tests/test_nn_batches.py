@@ -18,7 +18,7 @@ from mpisnap.pipeline.partitioning import estimate_costs
 from mpisnap.settings import SettingsError
 from mpisnap.settings.schema import PytorchSettings
 from mpisnap.testing import nn_data as D
-from plugins.nn.batches import epoch_order, make_units, owners, split
+from mpisnap.plugins.nn.batches import epoch_order, make_units, owners, split
 
 
 def settings(**pytorch):
