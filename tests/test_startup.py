@@ -165,8 +165,13 @@ def test_metadata_lists_the_path_once_for_version_and_entry_points(tmp_path, mon
 
     site = tmp_path / "site"
     _dist(site, "plug_pkg", "[console_scripts]\nx = y:z\n")
-    monkeypatch.syspath_prepend(str(site))  # a path not listed before
     expected = importlib.metadata.version("mpisnap")
+    installed = str(importlib.metadata.distribution("mpisnap")._path.parent)
+    # the path and finders as at a start-up (other tests may have left theirs in this process)
+    monkeypatch.setattr(sys, "path", [str(site), installed])
+    monkeypatch.setattr(sys, "meta_path", [
+        f for f in sys.meta_path if not hasattr(f, "find_distributions")
+        or f.__module__ == "_frozen_importlib_external"])
     listed = Counter()
     real = os.listdir
     monkeypatch.setattr(os, "listdir", lambda p=".": listed.update([str(p)]) or real(p))
