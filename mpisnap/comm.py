@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from .errors import CollectiveError, CollectiveInternalError, is_user_error, one_line
 
-__all__ = ["SerialComm", "world", "agree"]
+__all__ = ["SerialComm", "world", "agree", "gather_dict"]
 
 
 class SerialComm:
@@ -55,6 +55,15 @@ def world():
 
     comm = MPI.COMM_WORLD
     return comm if comm.Get_size() > 1 else SerialComm()
+
+
+def gather_dict(comm, local: dict) -> dict:
+    """The union of every rank's ``local`` dict (collective; keys are expected to be disjoint,
+    e.g. the indices of each rank's own configurations)."""
+    out: dict = {}
+    for part in comm.allgather(local):
+        out.update(part)
+    return out
 
 
 def agree(comm, fn, *args, **kwargs):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..comm import agree
+from ..comm import agree, gather_dict
 from ..training_set import training_set
 from ..errors import FitError
 from ..partition import assign, imbalance
@@ -60,14 +60,12 @@ def estimate_costs(setup: Setup, entries, indices) -> dict[int, float]:
     return out
 
 
-def gather_costs(comm, setup: Setup, entries, indices) -> np.ndarray:
-    """Every entry's estimated cost (:func:`estimate_costs`), each rank estimating
-    ``entries[i]`` for its ``indices`` (together: every entry once), exchanged."""
-    local = agree(comm, estimate_costs, setup, entries, indices)
-    costs = np.zeros(len(entries))
-    for part in comm.allgather(local) if comm.size > 1 else [local]:
-        for i, v in part.items():
-            costs[i] = v
+def gather_costs(comm, n: int, local: dict[int, float]) -> np.ndarray:
+    """The ``n`` entries' costs from every rank's ``local`` share (entry index → cost; together
+    every entry once), exchanged."""
+    costs = np.zeros(n)
+    for i, v in gather_dict(comm, local).items():
+        costs[i] = v
     return costs
 
 
@@ -92,7 +90,8 @@ def plan(comm, setup: Setup, owners=None) -> Partition:
     entries = agree(comm, listing)  # (no collective inside a function given to agree)
     if comm.size == 1:
         return own_all(entries, groups)
-    costs = gather_costs(comm, setup, entries, range(comm.rank, len(entries), comm.size))
+    costs = gather_costs(comm, len(entries), agree(
+        comm, estimate_costs, setup, entries, range(comm.rank, len(entries), comm.size)))
     owner = (assign(costs, comm.size) if owners is None
              else agree(comm, owners, costs, entries, comm.size))
     if comm.rank == 0:

@@ -36,10 +36,10 @@ import numpy as np
 import torch
 
 from mpisnap import units
-from mpisnap.comm import agree
+from mpisnap.comm import agree, gather_dict
 from mpisnap.errors import FitError
 from mpisnap.metrics import compute_metrics
-from mpisnap.pipeline.partitioning import config_cost
+from mpisnap.pipeline.partitioning import config_cost, gather_costs
 from mpisnap.models import VOIGT
 from mpisnap.results import LABEL_DTYPE, DesignShard, FitResult
 
@@ -406,11 +406,7 @@ def batch_loss(members, items: list[Item], nnets: int, counts) -> torch.Tensor:
 # -- the loop -----------------------------------------------------------------------------------
 
 def _counts(comm, items: list[Item]) -> dict[int, tuple[int, int, int]]:
-    local = {it.index: it.counts for it in items}
-    out: dict = {}
-    for part in comm.allgather(local) if comm.size > 1 else [local]:
-        out.update(part)
-    return out
+    return gather_dict(comm, {it.index: it.counts for it in items})
 
 
 def _costs(comm, setup, pl, items: list[Item]) -> np.ndarray:
@@ -419,12 +415,8 @@ def _costs(comm, setup, pl, items: list[Item]) -> np.ndarray:
     configurations, exchanged."""
     if pl.costs is not None:
         return np.asarray(pl.costs, float)
-    local = {it.index: config_cost(setup, it.natoms, it.vol) for it in items}
-    costs = np.zeros(len(pl.entries))
-    for part in comm.allgather(local) if comm.size > 1 else [local]:
-        for i, v in part.items():
-            costs[i] = v
-    return costs
+    return gather_costs(comm, len(pl.entries),
+                        {it.index: config_cost(setup, it.natoms, it.vol) for it in items})
 
 
 def _state_path(name: str, settings, output_dir: str | None = None) -> str:
